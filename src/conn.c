@@ -1,0 +1,163 @@
+/* Finds the client connection (fd 0/1, fd 3 via sd_listen_fds, a pipe), refuses a listening socket, and names the peer; runs as root before login. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "conn.h"
+
+void
+conn_format_addr(const struct sockaddr *sa, char *out, size_t outsize, bool *loopback_r)
+{
+	*loopback_r = false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &sin->sin_addr, out, (socklen_t)outsize);
+		*loopback_r = (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			struct in_addr a;
+
+			memcpy(&a, &sin6->sin6_addr.s6_addr[12], 4);
+			inet_ntop(AF_INET, &a, out, (socklen_t)outsize);
+			*loopback_r = (ntohl(a.s_addr) >> 24) == 127;
+		} else {
+			inet_ntop(AF_INET6, &sin6->sin6_addr, out, (socklen_t)outsize);
+			*loopback_r = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+		}
+	} else {
+		snprintf(out, outsize, "local");
+		*loopback_r = sa->sa_family == AF_UNIX;
+	}
+}
+
+void
+conn_set_peer(struct conn *c, const struct sockaddr *sa)
+{
+	size_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+	memset(&c->peer_sa, 0, sizeof(c->peer_sa));
+	memcpy(&c->peer_sa, sa, len);
+	conn_format_addr(sa, c->peer, sizeof(c->peer), &c->secure);
+}
+
+/* The launcher's word for the peer, when the fd cannot tell: systemd
+ * Accept=yes, ucspi-tcp/couriertcpd, xinetd, socat.  Validated. */
+static bool
+peer_from_env(struct conn *c)
+{
+	static const char *const vars[] = {
+		"REMOTE_ADDR", "TCPREMOTEIP", "REMOTE_HOST", "SOCAT_PEERADDR",
+	};
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	size_t i;
+
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v == NULL || *v == '\0')
+			continue;
+		memset(&sin, 0, sizeof(sin));
+		memset(&sin6, 0, sizeof(sin6));
+		if (inet_pton(AF_INET, v, &sin.sin_addr) == 1) {
+			sin.sin_family = AF_INET;
+			conn_set_peer(c, (struct sockaddr *)&sin);
+			return true;
+		}
+		if (inet_pton(AF_INET6, v, &sin6.sin6_addr) == 1) {
+			sin6.sin6_family = AF_INET6;
+			conn_set_peer(c, (struct sockaddr *)&sin6);
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+is_listening(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v != 0;
+}
+
+static bool
+is_socket(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+enum conn_result
+conn_detect(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const char *lf = getenv("LISTEN_FDS");
+
+	memset(c, 0, sizeof(*c));
+	c->rfd = 0;
+	c->wfd = 1;
+	if (lf != NULL) {
+#ifdef HAVE_SYSTEMD
+		int n = sd_listen_fds(1);
+
+		if (n != 1)
+			return n == 0 ? CONN_OK : CONN_BAD_FDS;
+		if (sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 1) > 0)
+			return CONN_LISTENING;
+		if (sd_is_socket(SD_LISTEN_FDS_START, AF_UNSPEC, SOCK_STREAM, 0) <= 0)
+			return CONN_BAD_FDS;
+		c->rfd = c->wfd = SD_LISTEN_FDS_START;
+#else
+		return CONN_NO_SYSTEMD;
+#endif
+	}
+	c->is_socket = is_socket(c->rfd);
+	if (c->is_socket && is_listening(c->rfd))
+		return CONN_LISTENING;
+	snprintf(c->peer, sizeof(c->peer), "local");
+	c->secure = true;
+	c->peer_sa.ss_family = AF_UNSPEC;
+	if (c->is_socket && getpeername(c->rfd, (struct sockaddr *)&ss, &len) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6 || ss.ss_family == AF_UNIX)) {
+		if (ss.ss_family == AF_UNIX) {
+			c->peer_sa.ss_family = AF_UNIX;
+		} else {
+			conn_set_peer(c, (struct sockaddr *)&ss);
+		}
+	} else if (!peer_from_env(c) && !c->is_socket) {
+		/* a pipe or a tty: the other end is on this machine */
+	}
+	if (c->is_socket) {
+		int one = 1;
+
+		/* Answers are written whole; Nagle would only add delay. */
+		setsockopt(c->rfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* Our own file description: non-blocking I/O with poll()
+		 * timeouts, so a client that stops reading cannot hang us. */
+		fcntl(c->rfd, F_SETFL, fcntl(c->rfd, F_GETFL) | O_NONBLOCK);
+		if (c->wfd != c->rfd)
+			fcntl(c->wfd, F_SETFL, fcntl(c->wfd, F_GETFL) | O_NONBLOCK);
+	}
+	return CONN_OK;
+}

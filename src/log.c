@@ -1,0 +1,101 @@
+/* syslog(3) on LOG_MAIL with a small vocabulary; runs in both the root and the user part. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "log.h"
+
+void
+log_init(const char *ident)
+{
+	/* LOG_NDELAY: connect to /dev/log now, before any chroot or drop. */
+	openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+static void
+vlog(int pri, const char *fmt, va_list ap, int errnum)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (errnum)
+		syslog(pri, "%s: %s", msg, strerror(errnum));
+	else
+		syslog(pri, "%s", msg);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_INFO, fmt, ap, 0);
+	va_end(ap);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	vlog(LOG_WARNING, fmt, ap, saved);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_WARNING, fmt, ap, 0);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	vlog(LOG_ERR, fmt, ap, saved);
+	va_end(ap);
+	exit(75);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_ERR, fmt, ap, 0);
+	va_end(ap);
+	exit(75);
+}
+
+void
+log_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen)
+{
+	size_t i, n = 0;
+
+	if (dstsize == 0)
+		return;
+	for (i = 0; i < srclen && n + 1 < dstsize && n < 64; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[n++] = (c < 0x20 || c >= 0x7f || c == '<' || c == '>') ?
+		    '?' : (char)c;
+	}
+	dst[n] = '\0';
+}

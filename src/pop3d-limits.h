@@ -1,0 +1,67 @@
+/* Every tunable limit of maildir-pop3d, with the reason for its value.  Pure header. */
+#ifndef MP_POP3D_LIMITS_H
+#define MP_POP3D_LIMITS_H
+
+/* RFC 2449 section 4: a command line is at most 255 octets including CRLF. */
+#define LIMIT_CMD_LINE		255
+
+/* RFC 5034 section 4: SASL responses are not bound by the 255-octet rule.  PLAIN
+ * with a 255-octet name twice and a 255-octet password, base64-encoded, fits. */
+#define LIMIT_SASL_LINE		1024
+
+/* Input buffer: room for one SASL line plus pipelined commands behind it.  Never
+ * grows; a client cannot make us allocate. */
+#define LIMIT_INBUF		4096
+
+/* Output buffer: multi-line answers go out in writes of this size (fewer
+ * syscalls, no Nagle stalls between pieces of one answer). */
+#define LIMIT_OUTBUF		(128 * 1024)
+
+/* Read size for message files when streaming RETR/TOP and computing sizes. */
+#define LIMIT_FILE_CHUNK	(64 * 1024)
+
+/* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
+#define LIMIT_TIMEOUT_DEFAULT	600
+#define LIMIT_TIMEOUT_MAX	86400
+
+/* Failed logins per connection before it is closed (DESIGN.md section 3). */
+#define LIMIT_AUTH_FAILURES	3
+
+/* Bad or unknown commands per session before it is closed: a client that
+ * sends garbage in a loop is not a mail client. */
+#define LIMIT_BAD_COMMANDS	20
+
+/* Every failed login answers no earlier than this after the credentials
+ * arrived, whatever PAM did, so a wrong password and an unknown user look
+ * alike in time (microseconds). */
+#define LIMIT_AUTH_FAIL_DELAY_US	2000000
+
+/* Longest user name we pass to PAM; longer ones fail like a wrong password. */
+#define LIMIT_USER_NAME		255
+
+/* Longest password we pass to PAM (crypt(3) implementations cap far lower). */
+#define LIMIT_PASSWORD		512
+
+/* RFC 1939 section 7: a unique-id is 1 to 70 characters in 0x21..0x7E. */
+#define LIMIT_UIDL_LEN		70
+
+/* Longest Maildir file name we accept (NAME_MAX on every system we target). */
+#define LIMIT_MAILDIR_NAME	255
+
+/* Messages served in one session.  The index is 32-bit; past this a
+ * maildrop is served partially, oldest first, and the log says so. */
+#define LIMIT_MESSAGES		4000000
+
+/* Longest path to a Maildir after %u/%h expansion. */
+#define LIMIT_PATH		4096
+
+/* PROXY protocol header: v1 is at most 107 octets (spec section 2.1); v2 is
+ * 16 octets plus a length we cap at what an address block with TLVs needs. */
+#define LIMIT_PROXY_V1		107
+#define LIMIT_PROXY_V2_BODY	512
+
+/* Size cache file: never read more than this many octets of it (about
+ * 100 octets a line, so several million messages). */
+#define LIMIT_CACHE_FILE	(512u * 1024 * 1024)
+
+#endif

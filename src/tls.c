@@ -1,0 +1,522 @@
+/* TLS server side with OpenSSL: loads the certificate and key, does the handshake for STLS and implicit TLS, and carries lineio over TLS; runs as root before login (the handshake precedes authentication), the transport also as the user after. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "lineio.h"
+#include "log.h"
+#include "tls.h"
+
+/* A PEM key (possibly with its chain in the same file) is a few KiB; past
+ * this the file is not what the administrator meant. */
+#define TLS_KEY_FILE_MAX	(1024 * 1024)
+
+/* How long the close_notify may wait for room in the socket buffer: it is a
+ * courtesy to the client, not worth holding the process. */
+#define TLS_SHUTDOWN_TIMEOUT_MS	1000
+
+/* log_sanitize cuts at 64 octets; the longest peer (IPv6) is 45. */
+#define TLS_PEER_MAX		72
+
+struct tls_conn {
+	SSL	*ssl;
+	int	 fd;
+	bool	 failed;	/* fatal error: no more I/O, no close_notify */
+	char	 peer[TLS_PEER_MAX];	/* sanitised, for log lines */
+};
+
+static SSL_CTX	*server_ctx;
+/* Kept apart from server_ctx so that it can be freed (and wiped by OpenSSL)
+ * after the handshake: the session that follows runs as the mailbox owner. */
+static EVP_PKEY	*server_key;
+static bool	 passphrase_asked;
+
+/* Refuses encrypted keys instead of letting OpenSSL prompt on a terminal. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	passphrase_asked = true;
+	return -1;
+}
+
+/* The first OpenSSL error queued (the cause; later ones are context), or
+ * fallback; clears the queue. */
+static const char *
+ssl_reason(char *buf, size_t len, const char *fallback)
+{
+	unsigned long e;
+	const char *r;
+
+	e = ERR_peek_error();
+	if (e == 0)
+		return fallback;
+	r = ERR_reason_error_string(e);
+	if (r == NULL) {
+		ERR_error_string_n(e, buf, len);
+		r = buf;
+	}
+	ERR_clear_error();
+	return r;
+}
+
+/* True when the queued error means the file held no PEM object of the kind
+ * asked for (OpenSSL 3 reports it as "unsupported", which misleads). */
+static bool
+no_pem_found(void)
+{
+	unsigned long e = ERR_peek_error();
+
+	if (e == 0)
+		return true;
+#ifdef ERR_LIB_OSSL_DECODER
+	if (ERR_GET_LIB(e) == ERR_LIB_OSSL_DECODER)
+		return true;
+#endif
+	return ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+}
+
+/* Opens a regular file for reading; a FIFO or device path cannot block us. */
+static int
+open_regular(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		snprintf(err, errlen, "cannot read TLS %s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot read TLS %s %s: not a regular file", what, path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads the key through a buffer we wipe: stdio would leave the PEM text in
+ * freed memory of a process that later runs as the user. */
+static EVP_PKEY *
+read_key(const char *path, char *err, size_t errlen)
+{
+	char rbuf[256];
+	struct stat st;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio;
+	char *buf;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open_regular("key", path, err, errlen)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == -1 || st.st_size > TLS_KEY_FILE_MAX) {
+		snprintf(err, errlen, "cannot read TLS key %s: larger than %d octets",
+		    path, TLS_KEY_FILE_MAX);
+		close(fd);
+		return NULL;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		snprintf(err, errlen, "cannot read TLS key %s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	while (len < (size_t)st.st_size) {
+		n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			snprintf(err, errlen, "cannot read TLS key %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	passphrase_asked = false;
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) != NULL) {
+		pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+		BIO_free(bio);
+	}
+	if (pkey == NULL && passphrase_asked)
+		snprintf(err, errlen, "cannot load TLS key %s: encrypted keys are not supported", path);
+	else if (pkey == NULL && no_pem_found())
+		snprintf(err, errlen, "cannot load TLS key %s: no usable PEM private key in it", path);
+	else if (pkey == NULL)
+		snprintf(err, errlen, "cannot load TLS key %s: %s", path,
+		    ssl_reason(rbuf, sizeof rbuf, "unknown error"));
+out:
+	OPENSSL_cleanse(buf, (size_t)st.st_size);
+	free(buf);
+	close(fd);
+	return pkey;
+}
+
+int
+tls_init(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+	char rbuf[256];
+	X509 *cert;
+	int fd;
+
+	if (server_ctx != NULL) {
+		snprintf(err, errlen, "TLS is already initialised");
+		return -1;
+	}
+	ERR_clear_error();
+	if ((fd = open_regular("certificate", cert_file, err, errlen)) == -1)
+		return -1;
+	close(fd);
+
+	if ((server_ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		snprintf(err, errlen, "cannot create TLS context: %s",
+		    ssl_reason(rbuf, sizeof rbuf, "unknown error"));
+		return -1;
+	}
+	/* Raise the floor, never lower one set by the system's policy. */
+	if (SSL_CTX_get_min_proto_version(server_ctx) < TLS1_2_VERSION &&
+	    SSL_CTX_set_min_proto_version(server_ctx, TLS1_2_VERSION) != 1) {
+		snprintf(err, errlen, "cannot set the TLS minimum version: %s",
+		    ssl_reason(rbuf, sizeof rbuf, "unknown error"));
+		goto fail;
+	}
+	SSL_CTX_set_options(server_ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_NO_TICKET
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	    /* A client that drops TCP after QUIT is normal; POP3 framing
+	     * already tells a complete reply from a truncated one. */
+	    | SSL_OP_IGNORE_UNEXPECTED_EOF
+#endif
+	    );
+	/* One connection per process: nothing could resume a session. */
+	SSL_CTX_set_session_cache_mode(server_ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(server_ctx, 0);
+	SSL_CTX_set_mode(server_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_default_passwd_cb(server_ctx, no_passphrase);
+
+	if (SSL_CTX_use_certificate_chain_file(server_ctx, cert_file) != 1) {
+		if (no_pem_found())
+			snprintf(err, errlen, "cannot load TLS certificate %s: no PEM certificate in it",
+			    cert_file);
+		else
+			snprintf(err, errlen, "cannot load TLS certificate %s: %s", cert_file,
+			    ssl_reason(rbuf, sizeof rbuf, "unknown error"));
+		goto fail;
+	}
+	if ((server_key = read_key(key_file, err, errlen)) == NULL)
+		goto fail;
+	/* What SSL_CTX_check_private_key does; the key is not in the context. */
+	cert = SSL_CTX_get0_certificate(server_ctx);
+	if (cert == NULL || X509_check_private_key(cert, server_key) != 1) {
+		snprintf(err, errlen, "TLS key %s does not match certificate %s: %s",
+		    key_file, cert_file, ssl_reason(rbuf, sizeof rbuf, "key values mismatch"));
+		goto fail;
+	}
+	return 0;
+
+fail:
+	EVP_PKEY_free(server_key);
+	server_key = NULL;
+	SSL_CTX_free(server_ctx);
+	server_ctx = NULL;
+	ERR_clear_error();
+	return -1;
+}
+
+static void
+deadline_in(struct timespec *deadline, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, deadline);
+	deadline->tv_sec += ms / 1000;
+	deadline->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (deadline->tv_nsec >= 1000000000) {
+		deadline->tv_sec++;
+		deadline->tv_nsec -= 1000000000;
+	}
+}
+
+static int
+remaining_ms(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	if (ms < 0)
+		return 0;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* 1: fd ready (or in error: the next SSL call says which), 0: deadline
+ * passed, -1: poll failed. */
+static int
+wait_fd(int fd, short events, int timeout_ms, const struct timespec *deadline)
+{
+	struct pollfd pfd;
+	int n;
+
+	for (;;) {
+		pfd.fd = fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		n = poll(&pfd, 1, timeout_ms < 0 ? -1 : remaining_ms(deadline));
+		if (n >= 0)
+			return n > 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+/* The private key is needed for the handshake only; after it, drop every
+ * reference so that OpenSSL frees and wipes it. */
+static void
+drop_key(SSL *ssl)
+{
+	if (ssl != NULL)
+		SSL_certs_clear(ssl);
+	EVP_PKEY_free(server_key);
+	server_key = NULL;
+}
+
+struct tls_conn *
+tls_accept(int fd, int timeout_ms, const char *peer)
+{
+	char rbuf[256], reason[TLS_PEER_MAX], rhost[TLS_PEER_MAX];
+	struct tls_conn *c;
+	struct timespec deadline;
+	const char *why = NULL;
+	int flags, rc, saved;
+
+	log_sanitize(rhost, sizeof rhost, peer, strlen(peer));
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		log_warn("TLS handshake failed: rhost=<%s>", rhost);
+		return NULL;
+	}
+	c->fd = fd;
+	memcpy(c->peer, rhost, sizeof c->peer);
+	if (server_ctx == NULL || server_key == NULL) {
+		why = "TLS not initialised or key already used";
+		goto fail;
+	}
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    ((flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)) {
+		why = strerror(errno);
+		goto fail;
+	}
+	if ((c->ssl = SSL_new(server_ctx)) == NULL ||
+	    SSL_use_PrivateKey(c->ssl, server_key) != 1 ||
+	    SSL_set_fd(c->ssl, fd) != 1) {
+		why = ssl_reason(rbuf, sizeof rbuf, "cannot set up TLS");
+		goto fail;
+	}
+
+	deadline_in(&deadline, timeout_ms < 0 ? 0 : timeout_ms);
+	for (;;) {
+		short events;
+
+		ERR_clear_error();
+		errno = 0;
+		rc = SSL_accept(c->ssl);
+		saved = errno;
+		if (rc == 1)
+			break;
+		switch (SSL_get_error(c->ssl, rc)) {
+		case SSL_ERROR_WANT_READ:
+			events = POLLIN;
+			break;
+		case SSL_ERROR_WANT_WRITE:
+			events = POLLOUT;
+			break;
+		case SSL_ERROR_SYSCALL:
+			why = saved != 0 ? strerror(saved) : "connection closed by peer";
+			goto fail;
+		case SSL_ERROR_ZERO_RETURN:
+			why = "connection closed by peer";
+			goto fail;
+		default:
+			why = ssl_reason(rbuf, sizeof rbuf, "protocol error");
+			goto fail;
+		}
+		rc = wait_fd(fd, events, timeout_ms, &deadline);
+		if (rc == 0) {
+			why = "timeout";
+			goto fail;
+		}
+		if (rc == -1) {
+			why = strerror(errno);
+			goto fail;
+		}
+	}
+	drop_key(c->ssl);
+	return c;
+
+fail:
+	drop_key(c->ssl);
+	log_sanitize(reason, sizeof reason, why, strlen(why));
+	log_warnx("TLS handshake failed: rhost=<%s> reason=<%s>", c->peer, reason);
+	SSL_free(c->ssl);
+	ERR_clear_error();
+	free(c);
+	return NULL;
+}
+
+/* Maps a failed SSL_read_ex/SSL_write_ex to the lineio contract. */
+static ssize_t
+io_error(struct tls_conn *c, int rc, int saved, bool reading, short *want_r)
+{
+	char rbuf[256], reason[TLS_PEER_MAX];
+	const char *why;
+
+	switch (SSL_get_error(c->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		*want_r = POLLIN;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		*want_r = POLLOUT;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:	/* close_notify (or EOF, see tls_init) */
+		if (reading)
+			return 0;
+		errno = EPIPE;
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		c->failed = true;
+		if (saved == 0 && reading)	/* EOF with OpenSSL 1.1.1 */
+			return 0;
+		errno = saved != 0 ? saved : EPIPE;
+		return -1;
+	default:
+		c->failed = true;
+		why = ssl_reason(rbuf, sizeof rbuf, "protocol error");
+		log_sanitize(reason, sizeof reason, why, strlen(why));
+		log_warnx("TLS error: rhost=<%s> reason=<%s>", c->peer, reason);
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+static ssize_t
+tls_read(void *ctx, void *buf, size_t len, short *want_r)
+{
+	struct tls_conn *c = ctx;
+	size_t n = 0;
+	int rc;
+
+	if (c->failed) {
+		errno = EPROTO;
+		return -1;
+	}
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	ERR_clear_error();
+	errno = 0;
+	rc = SSL_read_ex(c->ssl, buf, len, &n);
+	if (rc == 1)
+		return (ssize_t)n;
+	return io_error(c, rc, errno, true, want_r);
+}
+
+static ssize_t
+tls_write(void *ctx, const void *buf, size_t len, short *want_r)
+{
+	struct tls_conn *c = ctx;
+	size_t n = 0;
+	int rc;
+
+	if (c->failed) {
+		errno = EPROTO;
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	ERR_clear_error();
+	errno = 0;
+	rc = SSL_write_ex(c->ssl, buf, len, &n);
+	if (rc == 1)
+		return (ssize_t)n;
+	return io_error(c, rc, errno, false, want_r);
+}
+
+/* SSL_has_pending also covers a received record not yet decrypted: poll()
+ * would not wake for it either.  A false positive costs one EAGAIN. */
+static bool
+tls_pending(void *ctx)
+{
+	struct tls_conn *c = ctx;
+
+	return !c->failed && (SSL_pending(c->ssl) > 0 || SSL_has_pending(c->ssl));
+}
+
+const struct lineio_ops tls_ops = {
+	.read = tls_read,
+	.write = tls_write,
+	.pending = tls_pending,
+};
+
+const char *
+tls_version(const struct tls_conn *c)
+{
+	return SSL_get_version(c->ssl);
+}
+
+const char *
+tls_cipher(const struct tls_conn *c)
+{
+	return SSL_get_cipher_name(c->ssl);
+}
+
+void
+tls_shutdown(struct tls_conn *c)
+{
+	struct timespec deadline;
+	int rc;
+
+	if (c == NULL)
+		return;
+	if (!c->failed) {
+		deadline_in(&deadline, TLS_SHUTDOWN_TIMEOUT_MS);
+		for (;;) {
+			ERR_clear_error();
+			/* 0: our close_notify is out; the peer's is not awaited. */
+			if ((rc = SSL_shutdown(c->ssl)) >= 0)
+				break;
+			if (SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_WRITE ||
+			    wait_fd(c->fd, POLLOUT, TLS_SHUTDOWN_TIMEOUT_MS, &deadline) != 1)
+				break;
+		}
+	}
+	SSL_free(c->ssl);
+	ERR_clear_error();
+	free(c);
+}

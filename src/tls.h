@@ -1,0 +1,43 @@
+/* TLS server side with OpenSSL (STLS and implicit TLS): context, handshake and a lineio transport; runs as root before login, the transport also as the user after. */
+#ifndef MP_TLS_H
+#define MP_TLS_H
+
+#include <stddef.h>
+
+#include "lineio.h"
+
+struct tls_conn;
+
+/*
+ * Builds the process's server context from a PEM certificate chain and a PEM
+ * private key (TLS 1.2 minimum, the system's cipher policy, no compression,
+ * no renegotiation, no session tickets or cache) and checks that the key
+ * matches the certificate.  Encrypted keys are refused, never prompted for.
+ * Returns 0, or -1 with a one-line reason naming the file in err[errlen].
+ * Called once per process, before the greeting.
+ */
+int	tls_init(const char *cert_file, const char *key_file, char *err, size_t errlen);
+
+/*
+ * Server handshake on the connected socket fd, within timeout_ms (negative:
+ * no limit).  fd is left O_NONBLOCK: a readable socket does not mean a whole
+ * TLS record has arrived, so blocking reads could outlast the idle timeout.
+ * The private key is dropped from memory once the handshake is done (the
+ * session then runs as the mailbox owner), so this succeeds once per process.
+ * Returns NULL after logging `TLS handshake failed: rhost=<peer> reason=<...>`.
+ */
+struct tls_conn	*tls_accept(int fd, int timeout_ms, const char *peer);
+
+/* Transport for lineio_set_transport(); ctx is the struct tls_conn *.  A fatal
+ * TLS error is logged once and gives -1 with errno EPROTO; a TCP error keeps
+ * its errno (ECONNRESET, EPIPE); a peer's close_notify or EOF reads as 0. */
+extern const struct lineio_ops tls_ops;
+
+const char	*tls_version(const struct tls_conn *);	/* "TLSv1.3" */
+const char	*tls_cipher(const struct tls_conn *);	/* "TLS_AES_256_GCM_SHA384" */
+
+/* Best-effort close_notify (not after a fatal error), then frees; does not
+ * close fd. */
+void	tls_shutdown(struct tls_conn *);
+
+#endif
