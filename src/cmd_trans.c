@@ -91,6 +91,9 @@ cmd_uidl(struct session *s, int argc, char **argv, struct reply *r)
 	r->body = body_uidl;
 }
 
+_Static_assert(ENC_OUT_MAX(LIMIT_FILE_CHUNK) <= LIMIT_OUTBUF,
+    "one encoded chunk must fit in the output buffer");
+
 /* Streams the open message through the encoder straight into the output
  * buffer: never more than one chunk of it in memory. */
 static void

@@ -13,12 +13,13 @@
  * grows; a client cannot make us allocate. */
 #define LIMIT_INBUF		4096
 
-/* Output buffer: multi-line answers go out in writes of this size (fewer
- * syscalls, no Nagle stalls between pieces of one answer). */
-#define LIMIT_OUTBUF		(128 * 1024)
-
 /* Read size for message files when streaming RETR/TOP and computing sizes. */
 #define LIMIT_FILE_CHUNK	(64 * 1024)
+
+/* Output buffer: multi-line answers go out in writes of this size (fewer
+ * syscalls, no Nagle stalls between pieces of one answer).  It must hold one
+ * encoded chunk of a message: at worst twice the chunk plus a line end. */
+#define LIMIT_OUTBUF		(2 * LIMIT_FILE_CHUNK + 1024)
 
 /* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
 #define LIMIT_TIMEOUT_DEFAULT	600
