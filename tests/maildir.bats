@@ -257,18 +257,18 @@ sys.stdout.buffer.write(b"".join(out))' > "$MD/new/1.M1.h"
 	open B
 	send A DELE 1
 	send B DELE 1
-	send B DELE 2
 	multi A RETR 2
 	multi B RETR 3
 	send A QUIT
 	multi B RETR 2
+	send B DELE 2
 	send B QUIT
 	open C
 	send C STAT
 	multi C UIDL
 	send C QUIT
 	EOF
-	# A deleted 1; B deleted 1 and 2; 3 was read by B (seen); 4 untouched
+	# A deleted 1 and flagged 2 seen; B deleted 1 (already gone) and 2; B read 3; 4 untouched
 	assert_line "A< +OK maildir-pop3d signing off (1 messages deleted)"
 	# B's RETR 2 finds the message A's QUIT renamed to cur/ with the seen flag
 	assert_line "B| m2"
