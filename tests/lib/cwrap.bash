@@ -202,7 +202,7 @@ cwrap_teardown() {
 
 	for d in /tmp/pam.?; do
 		[[ -d $d && -O $d && -f $d/pid ]] || continue
-		pid=$(<"$d/pid") || continue
+		{ read -r pid < "$d/pid"; } 2>/dev/null || continue
 		[[ $pid =~ ^[0-9]+$ && ! -e /proc/$pid ]] || continue
 		rm -rf -- "$d"
 	done
