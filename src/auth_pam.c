@@ -6,6 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#ifdef __has_include
+#if __has_include(<shadow.h>)
+#include <shadow.h>
+#define MP_HAVE_SHADOW 1
+#endif
+#endif
 
 #include "auth_pam.h"
 #include "pop3d-limits.h"
@@ -110,6 +117,32 @@ classify_acct(int rc)
 	}
 }
 
+/* Debian's common-account turns pam_unix's PAM_ACCT_EXPIRED into pam_deny's
+ * PAM_AUTH_ERR, so an account refused after the right password is looked up
+ * in the shadow file (readable only as root), as pam_unix itself does, to
+ * tell the user why.  Only reached after a correct password. */
+static bool
+shadow_expired(const char *user)
+{
+#ifdef MP_HAVE_SHADOW
+	const struct spwd *sp = getspnam(user);
+	long today = (long)(time(NULL) / 86400);
+
+	if (sp == NULL)
+		return false;
+	if (sp->sp_expire != -1 && today >= sp->sp_expire)
+		return true;
+	/* Password expired and past its inactivity period: pam_unix calls
+	 * this an expired account too. */
+	if (sp->sp_lstchg > 0 && sp->sp_max != -1 && sp->sp_inact != -1 &&
+	    today - sp->sp_lstchg > sp->sp_max + sp->sp_inact)
+		return true;
+#else
+	(void)user;
+#endif
+	return false;
+}
+
 enum auth_result
 auth_pam_check(const char *service, const char *user, const char *password,
     const char *rhost, char *canon_r, size_t canon_size, char *reason_r, size_t reason_size)
@@ -143,6 +176,12 @@ auth_pam_check(const char *service, const char *user, const char *password,
 	}
 	rc = pam_acct_mgmt(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
 	res = classify_acct(rc);
+	if (res == AUTH_DENIED && pam_get_item(pamh, PAM_USER, &item) == PAM_SUCCESS &&
+	    item != NULL && shadow_expired(item)) {
+		res = AUTH_ACCT_EXPIRED;
+		snprintf(reason_r, reason_size, "%s", pam_strerror(pamh, PAM_ACCT_EXPIRED));
+		goto out;
+	}
 	if (res != AUTH_OK) {
 		snprintf(reason_r, reason_size, "%s", pam_strerror(pamh, rc));
 		goto out;

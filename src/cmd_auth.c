@@ -94,6 +94,17 @@ sleep_until(long long deadline_us)
 		;
 }
 
+/* The delay and the count of every failed login; the 3rd ends the session. */
+static void
+auth_failed_quietly(struct session *s, long long started)
+{
+	sleep_until(started + LIMIT_AUTH_FAIL_DELAY_US);
+	if (++s->auth_failures >= LIMIT_AUTH_FAILURES) {
+		s->state = ST_DONE;
+		s->end = END_LIMIT;
+	}
+}
+
 static void
 auth_failed(struct session *s, const char *user, const char *reason, long long started,
     struct reply *r)
@@ -102,12 +113,8 @@ auth_failed(struct session *s, const char *user, const char *reason, long long s
 
 	log_sanitize(clean, sizeof(clean), user, strlen(user));
 	log_info("auth failed: user=<%s> rhost=<%s> reason=<%s>", clean, s->peer, reason);
-	sleep_until(started + LIMIT_AUTH_FAIL_DELAY_US);
+	auth_failed_quietly(s, started);
 	reply_err(r, "AUTH", "Authentication failed.");
-	if (++s->auth_failures >= LIMIT_AUTH_FAILURES) {
-		s->state = ST_DONE;
-		s->end = END_LIMIT;
-	}
 }
 
 /* The whole login: PAM, the privilege drop, the Maildir.  Called with the
@@ -154,6 +161,9 @@ login(struct session *s, const char *user, const char *password, const char *met
 	case AUTH_SYSERR:
 		log_sanitize(canon, sizeof(canon), user, strlen(user));
 		log_warnx("auth error: user=<%s> rhost=<%s> reason=<%s>", canon, s->peer, clean);
+		/* Same cost and the same count as a failure: a module that
+		 * errs for some names only must not become a fast oracle. */
+		auth_failed_quietly(s, started);
 		reply_err(r, "SYS/TEMP", "Authentication is unavailable; try again later.");
 		return;
 	}
@@ -164,6 +174,9 @@ login(struct session *s, const char *user, const char *password, const char *met
 		return;
 	}
 	if (snprintf(home, sizeof(home), "%s", pw->pw_dir) >= (int)sizeof(home)) {
+		log_sanitize(clean, sizeof(clean), canon, strlen(canon));
+		log_warnx("login refused: user=<%s> rhost=<%s> reason=<home directory path too long>",
+		    clean, s->peer);
 		reply_err(r, "SYS/PERM", "Home directory path too long.");
 		return;
 	}
@@ -174,6 +187,7 @@ login(struct session *s, const char *user, const char *password, const char *met
 		auth_failed(s, canon, "uid 0 refused", started, r);
 		return;
 	case PRIVDROP_NOT_ROOT:
+		log_sanitize(clean, sizeof(clean), canon, strlen(canon));
 		log_warnx("login refused: user=<%s> rhost=<%s> reason=<not running as root>",
 		    clean, s->peer);
 		reply_err(r, "SYS/PERM", "Not running as root: only the invoking user can be served.");

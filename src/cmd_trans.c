@@ -95,13 +95,16 @@ _Static_assert(ENC_OUT_MAX(LIMIT_FILE_CHUNK) <= LIMIT_OUTBUF,
     "one encoded chunk must fit in the output buffer");
 
 /* Streams the open message through the encoder straight into the output
- * buffer: never more than one chunk of it in memory. */
+ * buffer: reads of LIMIT_FILE_CHUNK octets, each encoded in as many pieces
+ * as the room left in the buffer takes (the encoder needs room for the
+ * worst case, twice its input), so that every write() carries a nearly full
+ * buffer.  Never more than one chunk of the message in memory. */
 static void
 body_message(struct session *s)
 {
 	static char in[LIMIT_FILE_CHUNK];
 	struct enc e;
-	uint64_t sent = 0;
+	size_t off, len;
 	ssize_t n;
 	char *out;
 
@@ -109,7 +112,7 @@ body_message(struct session *s)
 		enc_init_top(&e, s->body_lines);
 	else
 		enc_init(&e, true);
-	for (;;) {
+	while (!e.done && !s->io.failed) {
 		n = read(s->body_fd, in, sizeof(in));
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -120,15 +123,23 @@ body_message(struct session *s)
 				log_warn("read error in message %" PRIu32, s->body_idx + 1);
 			break;
 		}
-		out = lineio_reserve(&s->io, ENC_OUT_MAX((size_t)n));
-		if (out == NULL)
-			break;
-		size_t k = enc_feed(&e, in, (size_t)n, out);
+		for (off = 0, len = (size_t)n; off < len && !e.done; ) {
+			size_t room = lineio_room(&s->io), part;
 
-		lineio_commit(&s->io, k);
-		sent += k;
-		if (e.done)
-			break;
+			if (room < ENC_OUT_MAX(LIMIT_ENC_MIN_PIECE)) {
+				if (lineio_flush(&s->io) == -1)
+					break;
+				room = lineio_room(&s->io);
+			}
+			part = (room - 2) / 2;
+			if (part > len - off)
+				part = len - off;
+			out = lineio_reserve(&s->io, ENC_OUT_MAX(part));
+			if (out == NULL)
+				break;
+			lineio_commit(&s->io, enc_feed(&e, in + off, part, out));
+			off += part;
+		}
 	}
 	out = lineio_reserve(&s->io, 2);
 	if (out != NULL)
@@ -147,7 +158,6 @@ body_message(struct session *s)
 			log_warnx("message %" PRIu32 " size changed: listed %" PRIu64 ", sent %" PRIu64,
 			    s->body_idx + 1, s->md.msgs[s->body_idx].size, e.size);
 	}
-	(void)sent;
 }
 
 static bool

@@ -204,6 +204,12 @@ lineio_commit(struct lineio *l, size_t n)
 	l->out_len += n;
 }
 
+size_t
+lineio_room(const struct lineio *l)
+{
+	return sizeof(l->out) - l->out_len;
+}
+
 bool
 lineio_line_ready(const struct lineio *l)
 {

@@ -78,5 +78,7 @@ int	lineio_flush(struct lineio *);
  * on a broken connection.  lineio_commit() adds n octets written there. */
 char	*lineio_reserve(struct lineio *, size_t need);
 void	 lineio_commit(struct lineio *, size_t n);
+/* Free octets in the output buffer now (what a reserve gets without a flush). */
+size_t	 lineio_room(const struct lineio *);
 
 #endif

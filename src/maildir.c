@@ -16,6 +16,10 @@
 #include "proto.h"
 #include "sizecache.h"
 
+#ifndef O_NOATIME
+#define O_NOATIME	0
+#endif
+
 static const char *const subdir[2] = { "new", "cur" };
 
 /* ---- pure name helpers ---- */
@@ -140,10 +144,14 @@ maildir_seen_name(const char *name, size_t len, char *out, size_t outsize)
 	return true;
 }
 
-int
-maildir_size_fd(int fd, uint64_t *size_r)
+/* Sizes a file by running the encoder over it.  st_size is what fstat said:
+ * a short read that reaches it is the end, which saves the read() that
+ * would return 0 for every small message. */
+static int
+size_file(int fd, uint64_t st_size, uint64_t *size_r)
 {
 	static char in[LIMIT_FILE_CHUNK], out[ENC_OUT_MAX(LIMIT_FILE_CHUNK)];
+	uint64_t got = 0;
 	struct enc e;
 	ssize_t n;
 
@@ -157,10 +165,25 @@ maildir_size_fd(int fd, uint64_t *size_r)
 		if (n == 0)
 			break;
 		enc_feed(&e, in, (size_t)n, out);
+		got += (uint64_t)n;
+		if ((size_t)n < sizeof(in) && got == st_size)
+			break;
 	}
 	enc_finish(&e, out);
 	*size_r = e.size;
 	return 0;
+}
+
+int
+maildir_size_fd(int fd, uint64_t *size_r)
+{
+	return size_file(fd, UINT64_MAX, size_r);
+}
+
+static int64_t
+mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
 /* ---- scanning ---- */
@@ -169,7 +192,7 @@ static int
 arena_add(struct maildir *md, const char *name, size_t len, uint32_t *off_r)
 {
 	if (md->arena_cap - md->arena_len < len + 1) {
-		size_t ncap = md->arena_cap ? md->arena_cap * 2 : 65536;
+		size_t ncap = md->arena_cap ? md->arena_cap * 2 : 16384;
 		char *na;
 
 		while (ncap - md->arena_len < len + 1)
@@ -191,18 +214,25 @@ arena_add(struct maildir *md, const char *name, size_t len, uint32_t *off_r)
 	return 0;
 }
 
+/* The sort key of a message: delivery time, then the unique part. */
+struct order {
+	uint64_t	delivery;
+	uint32_t	idx;
+};
+
 struct scan {
 	struct maildir		*md;
 	uint32_t		 cap;
-	uint32_t		*seen;		/* hash of unique parts: index + 1 */
-	uint32_t		 seen_mask;
+	struct order		*ord;
+	bool			 full;		/* LIMIT_MESSAGES reached */
 };
 
 static int
 grow(struct scan *s)
 {
-	uint32_t ncap = s->cap ? s->cap * 2 : 1024;
+	uint32_t ncap = s->cap ? s->cap * 2 : 256;
 	struct msg *nm;
+	struct order *no;
 
 	if (s->cap >= LIMIT_MESSAGES) {
 		errno = EFBIG;
@@ -212,61 +242,21 @@ grow(struct scan *s)
 	if (nm == NULL)
 		return -1;
 	s->md->msgs = nm;
+	no = realloc(s->ord, (size_t)ncap * sizeof(*no));
+	if (no == NULL)
+		return -1;
+	s->ord = no;
 	s->cap = ncap;
 	return 0;
 }
 
-static uint32_t
-uniq_hash(const char *p, size_t len)
-{
-	return (uint32_t)sizecache_fnv64(p, len, FNV64_BASIS);
-}
-
-/* The set of unique parts seen, to drop a duplicate left behind by another
- * agent's new/ -> cur/ move caught half way. */
-static int
-seen_rebuild(struct scan *s)
-{
-	struct maildir *md = s->md;
-	uint32_t cap = 1024, i, slot;
-
-	while (cap < md->count * 2 + 2)
-		cap <<= 1;
-	free(s->seen);
-	s->seen = calloc(cap, sizeof(*s->seen));
-	if (s->seen == NULL)
-		return -1;
-	s->seen_mask = cap - 1;
-	for (i = 0; i < md->count; i++) {
-		slot = uniq_hash(maildir_name(md, i), md->msgs[i].uniq_len) & s->seen_mask;
-		while (s->seen[slot])
-			slot = (slot + 1) & s->seen_mask;
-		s->seen[slot] = i + 1;
-	}
-	return 0;
-}
-
-static bool
-seen_has(const struct scan *s, const char *name, size_t ul)
-{
-	uint32_t slot = uniq_hash(name, ul) & s->seen_mask, i;
-
-	while ((i = s->seen[slot]) != 0) {
-		const struct msg *m = &s->md->msgs[i - 1];
-
-		if (m->uniq_len == ul && memcmp(maildir_name(s->md, i - 1), name, ul) == 0)
-			return true;
-		slot = (slot + 1) & s->seen_mask;
-	}
-	return false;
-}
-
+/* Reads one of new/ and cur/: names, types and inode numbers, no stat
+ * unless the file system does not give the type. */
 static int
 scan_dir(struct scan *s, int which)
 {
 	struct maildir *md = s->md;
 	struct dirent *de;
-	struct stat st;
 	DIR *d;
 	int fd;
 
@@ -279,33 +269,51 @@ scan_dir(struct scan *s, int which)
 		return -1;
 	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name), ul;
+		size_t len, ul;
+		struct stat st;
 		struct msg *m;
+		uint8_t flags = which ? MSG_IN_CUR : 0;
 
-		if (de->d_name[0] == '.' || len > LIMIT_MAILDIR_NAME)
+		if (de->d_name[0] == '.')
 			continue;
-		if (md->count == LIMIT_MESSAGES)
+		len = strlen(de->d_name);
+		if (len > LIMIT_MAILDIR_NAME || (ul = maildir_uniq_len(de->d_name, len)) == 0)
+			continue;
+#ifdef DT_UNKNOWN
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;	/* a directory, symlink, FIFO...: not a message */
+		if (de->d_type == DT_UNKNOWN)
+#endif
+		{
+			md->stats++;
+			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+			    !S_ISREG(st.st_mode))
+				continue;
+			flags |= MSG_STAT;
+		}
+		if (md->count == LIMIT_MESSAGES) {
+			s->full = true;
 			break;
-		ul = maildir_uniq_len(de->d_name, len);
-		if (ul == 0)
-			continue;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-		    !S_ISREG(st.st_mode))
-			continue;	/* vanished, or not a message */
-		if (which == 0 && s->seen && seen_has(s, de->d_name, ul))
-			continue;	/* already in cur/ under its new name */
+		}
 		if (md->count == s->cap && grow(s) == -1)
 			goto fail;
 		m = &md->msgs[md->count];
-		memset(m, 0, sizeof(*m));
 		if (arena_add(md, de->d_name, len, &m->name_off) == -1)
 			goto fail;
 		m->name_len = (uint16_t)len;
 		m->uniq_len = (uint16_t)ul;
-		m->flags = which ? MSG_IN_CUR : 0;
-		m->delivery = maildir_delivery(de->d_name, ul);
-		m->st_size = (uint64_t)st.st_size;
-		m->mtime = (int64_t)st.st_mtime;
+		m->flags = flags;
+		m->size = 0;
+		m->ino = (uint64_t)de->d_ino;
+		if (flags & MSG_STAT) {
+			m->st_size = (uint64_t)st.st_size;
+			m->mtime = mtime_ns(&st);
+		} else {
+			m->st_size = 0;
+			m->mtime = 0;
+		}
+		s->ord[md->count].delivery = maildir_delivery(de->d_name, ul);
+		s->ord[md->count].idx = md->count;
 		md->count++;
 	}
 	if (errno != 0)
@@ -317,73 +325,309 @@ fail:
 	return -1;
 }
 
+/* Order of two unique parts: by delivery time, then octets, then length.
+ * The cache is written in this order, so reading it is a merge. */
+static int
+cmp_uniq(uint64_t da, const char *a, size_t la, uint64_t db, const char *b, size_t lb)
+{
+	int c;
+
+	if (da != db)
+		return da < db ? -1 : 1;
+	c = memcmp(a, b, la < lb ? la : lb);
+	if (c != 0)
+		return c;
+	return la < lb ? -1 : la > lb;
+}
+
 static const struct maildir *sort_md;
 
 static int
-cmp_msg(const void *a, const void *b)
+cmp_order(const void *pa, const void *pb)
 {
-	const struct msg *x = a, *y = b;
-	size_t n;
-	int c;
+	const struct order *a = pa, *b = pb;
+	const struct msg *x = &sort_md->msgs[a->idx], *y = &sort_md->msgs[b->idx];
 
-	if (x->delivery != y->delivery)
-		return x->delivery < y->delivery ? -1 : 1;
-	n = x->uniq_len < y->uniq_len ? x->uniq_len : y->uniq_len;
-	c = memcmp(sort_md->arena + x->name_off, sort_md->arena + y->name_off, n);
-	if (c != 0)
-		return c;
-	return (int)x->uniq_len - (int)y->uniq_len;
+	if (a->delivery != b->delivery)
+		return a->delivery < b->delivery ? -1 : 1;
+	return cmp_uniq(0, sort_md->arena + x->name_off, x->uniq_len,
+	    0, sort_md->arena + y->name_off, y->uniq_len);
 }
 
-/* Sizes from the name, the cache or the file; rewrites the cache when it
- * was not exactly right. */
-static void
-size_all(struct maildir *md)
+/* Sorts ord[0..n) by delivery time with an LSD radix sort over the octets
+ * that differ between keys (three or four for real time stamps), then each
+ * run of equal times by name with qsort: O(n) for the usual Maildir,
+ * O(n log n) at worst (every name without a time). */
+static int
+sort_order(struct maildir *md, struct order *ord, uint32_t n)
 {
-	struct sizecache cache;
-	struct sizecache_writer w;
-	uint32_t i;
+	uint64_t all_or = 0, all_and = UINT64_MAX, vary;
+	struct order *tmp, *src = ord, *dst;
+	uint32_t i, j;
 
-	sizecache_load(&cache, md->dirfd, MAILDIR_CACHE_NAME);
+	for (i = 0; i < n; i++) {
+		all_or |= ord[i].delivery;
+		all_and &= ord[i].delivery;
+	}
+	vary = all_or ^ all_and;
+	tmp = malloc((size_t)n * sizeof(*tmp));
+	if (tmp == NULL)
+		return -1;
+	dst = tmp;
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		uint32_t count[256] = { 0 }, pos = 0;
+
+		if (((vary >> shift) & 0xff) == 0)
+			continue;
+		for (i = 0; i < n; i++)
+			count[(src[i].delivery >> shift) & 0xff]++;
+		for (i = 0; i < 256; i++) {
+			uint32_t c = count[i];
+
+			count[i] = pos;
+			pos += c;
+		}
+		for (i = 0; i < n; i++)
+			dst[count[(src[i].delivery >> shift) & 0xff]++] = src[i];
+		struct order *t = src;
+
+		src = dst;
+		dst = t;
+	}
+	if (src != ord)
+		memcpy(ord, src, (size_t)n * sizeof(*ord));
+	free(tmp);
+	sort_md = md;
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && ord[j].delivery == ord[i].delivery; j++)
+			;
+		if (j - i > 1)
+			qsort(ord + i, j - i, sizeof(*ord), cmp_order);
+	}
+	return 0;
+}
+
+/* Puts the messages in maildrop order, their names in the arena in the
+ * same order (later passes then read memory front to back), and drops a
+ * new/ copy of a message that is also in cur/: another agent's new/ -> cur/
+ * move caught half way (equal unique parts sort together).  *deliv_r gets
+ * each message's delivery time. */
+static int
+sort_msgs(struct scan *s, uint64_t **deliv_r)
+{
+	struct maildir *md = s->md;
+	struct order *ord = s->ord;
+	struct msg *sorted;
+	uint64_t *deliv;
+	char *arena;
+	size_t alen = 0;
+	uint32_t i, j, n = 0;
+
+	*deliv_r = NULL;
+	if (md->count == 0)
+		return 0;
+	if (sort_order(md, ord, md->count) == -1)
+		return -1;
+	sorted = malloc((size_t)md->count * sizeof(*sorted));
+	deliv = malloc((size_t)md->count * sizeof(*deliv));
+	arena = malloc(md->arena_len ? md->arena_len : 1);
+	if (sorted == NULL || deliv == NULL || arena == NULL) {
+		free(sorted);
+		free(deliv);
+		free(arena);
+		return -1;
+	}
+	for (i = 0; i < md->count; i = j) {
+		const struct msg *first = &md->msgs[ord[i].idx];
+		bool in_cur = false;
+
+		for (j = i; j < md->count; j++) {
+			const struct msg *m = &md->msgs[ord[j].idx];
+
+			if (j > i && (ord[j].delivery != ord[i].delivery ||
+			    m->uniq_len != first->uniq_len ||
+			    memcmp(md->arena + m->name_off, md->arena + first->name_off, m->uniq_len) != 0))
+				break;
+			in_cur |= (m->flags & MSG_IN_CUR) != 0;
+		}
+		for (uint32_t k = i; k < j; k++) {
+			const struct msg *m = &md->msgs[ord[k].idx];
+
+			if (in_cur && !(m->flags & MSG_IN_CUR))
+				continue;
+			sorted[n] = *m;
+			sorted[n].name_off = (uint32_t)alen;
+			memcpy(arena + alen, md->arena + m->name_off, (size_t)m->name_len + 1);
+			alen += (size_t)m->name_len + 1;
+			deliv[n] = ord[k].delivery;
+			n++;
+		}
+	}
+	free(md->msgs);
+	free(md->arena);
+	md->msgs = sorted;
+	md->arena = arena;
+	md->arena_cap = md->arena_len ? md->arena_len : 1;
+	md->arena_len = alen;
+	md->count = n;
+	*deliv_r = deliv;
+	return 0;
+}
+
+/* Sizes message m from the file: a stat for a fitting ,W= field, else
+ * open and read.  -1 when the file is gone or is not a regular file. */
+static int
+size_from_file(struct maildir *md, const int sub[2], struct msg *m)
+{
+	const char *name = maildir_name(md, (uint32_t)(m - md->msgs));
+	int dfd = sub[m->flags & MSG_IN_CUR ? 1 : 0];
+	uint64_t w_size;
+	struct stat st;
+	int fd;
+
+	if (maildir_name_wsize(name, m->uniq_len, &w_size)) {
+		if (!(m->flags & MSG_STAT)) {
+			md->stats++;
+			if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
+				return -1;
+			m->st_size = (uint64_t)st.st_size;
+			m->mtime = mtime_ns(&st);
+			m->flags |= MSG_STAT;
+		}
+		/* Written by the delivery agent; used when it fits the file. */
+		if (sizecache_plausible(w_size, m->st_size)) {
+			m->size = w_size;
+			md->sized_by_name++;
+			return 0;
+		}
+	}
+	/* O_NOATIME: sizing is not reading the mail (owner only: else EPERM). */
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
+	if (fd == -1 && errno == EPERM)
+		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd == -1)
+		return errno == ENOENT || errno == ELOOP ? -1 : 1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	m->st_size = (uint64_t)st.st_size;
+	m->mtime = mtime_ns(&st);
+	m->flags |= MSG_STAT;
+	if (size_file(fd, m->st_size, &m->size) == -1) {
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	md->sized_by_reading++;
+	return 0;
+}
+
+static bool
+cacheable(const struct maildir *md, uint32_t idx)
+{
+	const struct msg *m = &md->msgs[idx];
+
+	return !(m->flags & MSG_NOCACHE) &&
+	    sizecache_key_ok(maildir_name(md, idx), m->uniq_len);
+}
+
+static int
+write_cache(struct maildir *md)
+{
+	struct sizecache_writer w;
+
 	sizecache_writer_init(&w);
+	for (uint32_t i = 0; i < md->count; i++) {
+		const struct msg *m = &md->msgs[i];
+
+		if (!(m->flags & MSG_NOCACHE))
+			sizecache_writer_put(&w, maildir_name(md, i), m->uniq_len,
+			    m->ino, m->st_size, m->mtime, m->size);
+	}
+	return sizecache_writer_commit(&w, md->dirfd, MAILDIR_CACHE_NAME);
+}
+
+/* Sizes every message: the cache entries are merged in (both are in
+ * maildrop order), the rest comes from the files.  Returns what happened to
+ * the cache file, for the log. */
+static const char *
+size_all(struct maildir *md, const uint64_t *deliv)
+{
+	struct sizecache_reader r;
+	struct sizecache_entry e;
+	uint64_t e_delivery = 0;
+	uint32_t i, n, matched = 0, want = 0;
+	int sub[2] = { -1, -1 };
+	bool have;
+
+	sizecache_reader_open(&r, md->dirfd, MAILDIR_CACHE_NAME);
+	have = sizecache_reader_next(&r, &e);
+	if (have)
+		e_delivery = maildir_delivery(r.buf + e.key_off, e.key_len);
 	for (i = 0; i < md->count; i++) {
 		struct msg *m = &md->msgs[i];
 		const char *name = maildir_name(md, i);
-		uint64_t st_size = m->st_size, w_size;
+		uint64_t delivery = deliv[i];
+		int c = 1, rc;
 
-		if (maildir_name_wsize(name, m->uniq_len, &w_size) &&
-		    w_size >= st_size && w_size <= 2 * st_size + 2) {
-			m->size = w_size;
-			md->sized_by_name++;
-		} else if (sizecache_lookup(&cache, name, m->uniq_len, st_size,
-		    m->mtime, &m->size)) {
-			md->sized_by_cache++;
-		} else {
-			char path[8 + LIMIT_MAILDIR_NAME];
-			int fd;
-
-			snprintf(path, sizeof(path), "%s/%s", subdir[m->flags & MSG_IN_CUR ? 1 : 0], name);
-			fd = openat(md->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-			if (fd == -1 || maildir_size_fd(fd, &m->size) == -1) {
-				/* Unreadable now: RETR will say so.  Report the
-				 * file's own size meanwhile. */
-				m->size = st_size;
-				if (fd != -1)
-					close(fd);
-				continue;
-			}
-			close(fd);
-			md->sized_by_reading++;
+		while (have && (c = cmp_uniq(e_delivery, r.buf + e.key_off, e.key_len,
+		    delivery, name, m->uniq_len)) < 0) {
+			have = sizecache_reader_next(&r, &e);
+			if (have)
+				e_delivery = maildir_delivery(r.buf + e.key_off, e.key_len);
 		}
-		sizecache_writer_add(&w, name, m->uniq_len, st_size, m->mtime, m->size);
+		if (have && c == 0 && e.ino == m->ino && sizecache_plausible(e.size, e.st_size) &&
+		    (!(m->flags & MSG_STAT) || (e.st_size == m->st_size && e.mtime == m->mtime))) {
+			m->size = e.size;
+			m->st_size = e.st_size;
+			m->mtime = e.mtime;
+			md->sized_by_cache++;
+			matched++;
+			have = sizecache_reader_next(&r, &e);
+			if (have)
+				e_delivery = maildir_delivery(r.buf + e.key_off, e.key_len);
+			continue;
+		}
+		if (sub[0] == -1) {
+			sub[0] = openat(md->dirfd, subdir[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			sub[1] = openat(md->dirfd, subdir[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		}
+		rc = size_from_file(md, sub, m);
+		if (rc == -1) {
+			m->flags |= MSG_GONE;	/* vanished since readdir */
+		} else if (rc == 1) {
+			/* Unreadable now: RETR will say so.  Report the
+			 * file's own size meanwhile, and cache nothing. */
+			m->size = m->st_size;
+			m->flags |= MSG_NOCACHE;
+		}
 	}
-	/* Rewrite only when it would differ: a size was computed, or some
-	 * entries belong to messages that are gone. */
-	if (md->sized_by_reading > 0 || (cache.count != w.count && md->count > 0))
-		sizecache_writer_commit(&w, md->dirfd, MAILDIR_CACHE_NAME);
-	else
-		free(w.buf);
-	sizecache_free(&cache);
+	if (sub[0] != -1)
+		close(sub[0]);
+	if (sub[1] != -1)
+		close(sub[1]);
+	/* Drop the vanished ones, keeping the order. */
+	for (i = n = 0; i < md->count; i++)
+		if (!(md->msgs[i].flags & MSG_GONE))
+			md->msgs[n++] = md->msgs[i];
+	md->count = n;
+	for (i = 0; i < md->count; i++) {
+		md->msgs[i].flags &= (uint8_t)~MSG_STAT;
+		want += cacheable(md, i);
+	}
+	/* Rewrite only when the file would differ: an entry unused (message
+	 * gone or changed), a message not in it, or a file not ours. */
+	if (r.valid && !r.bad && matched == r.count && matched == want) {
+		sizecache_reader_close(&r);
+		return "kept";
+	}
+	if (!r.present && want == 0) {
+		sizecache_reader_close(&r);
+		return "none";
+	}
+	sizecache_reader_close(&r);
+	return write_cache(md) == 0 ? "written" : "not-written";
 }
 
 static int
@@ -412,6 +656,8 @@ take_lock(struct maildir *md)
 enum maildir_err
 maildir_open(struct maildir *md, const char *path, bool lock)
 {
+	const char *cache;
+	uint64_t *deliv = NULL;
 	struct scan s;
 	int r;
 
@@ -434,25 +680,33 @@ maildir_open(struct maildir *md, const char *path, bool lock)
 	}
 	memset(&s, 0, sizeof(s));
 	s.md = md;
-	/* cur/ first, so that a message caught between new/ and cur/ by
-	 * another agent is served once, under its cur/ name. */
-	if (scan_dir(&s, 1) == -1 || seen_rebuild(&s) == -1 || scan_dir(&s, 0) == -1) {
-		free(s.seen);
+	if (scan_dir(&s, 1) == -1 || (!s.full && scan_dir(&s, 0) == -1) ||
+	    sort_msgs(&s, &deliv) == -1) {
+		free(s.ord);
 		return MAILDIR_FAIL;
 	}
-	free(s.seen);
-	sort_md = md;
-	if (md->count > 1)
-		qsort(md->msgs, md->count, sizeof(*md->msgs), cmp_msg);
-	size_all(md);
+	free(s.ord);
+	if (s.full)
+		log_warnx("maildir %s: more than %u messages, serving the first found",
+		    path, (unsigned)LIMIT_MESSAGES);
+	cache = size_all(md, deliv);
+	free(deliv);
 	for (uint32_t i = 0; i < md->count; i++)
 		md->total += md->msgs[i].size;
+	/* What the login cost: how each size was found, how many files were
+	 * stat'ed, and what became of the cache file. */
+	log_info("maildir: messages=%" PRIu32 " octets=%" PRIu64 " from-cache=%" PRIu32
+	    " from-name=%" PRIu32 " from-file=%" PRIu32 " stats=%" PRIu32 " cache=%s",
+	    md->count, md->total, md->sized_by_cache, md->sized_by_name,
+	    md->sized_by_reading, md->stats, cache);
 	return MAILDIR_OK;
 }
 
 void
 maildir_close(struct maildir *md)
 {
+	if (md->cache_dirty && md->dirfd != -1)
+		write_cache(md);
 	if (md->dirfd != -1)
 		close(md->dirfd);
 	if (md->lockfd != -1)
@@ -519,6 +773,21 @@ msg_path(const struct maildir *md, uint32_t idx, char *buf, size_t size)
 	    maildir_name(md, idx));
 }
 
+/* The file open on fd is not the one message idx was sized for (rewritten
+ * in place since): the session keeps the size it listed (RFC 1939 fixes the
+ * maildrop for the session), but the cache entry goes, so that the next
+ * session reads the file again. */
+static void
+stale(struct maildir *md, uint32_t idx)
+{
+	struct msg *m = &md->msgs[idx];
+
+	if (!(m->flags & MSG_NOCACHE)) {
+		m->flags |= MSG_NOCACHE;
+		md->cache_dirty = true;
+	}
+}
+
 int
 maildir_open_msg(struct maildir *md, uint32_t idx)
 {
@@ -545,6 +814,9 @@ maildir_open_msg(struct maildir *md, uint32_t idx)
 			}
 			if (fl != -1)
 				fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+			if ((uint64_t)st.st_size != md->msgs[idx].st_size ||
+			    mtime_ns(&st) != md->msgs[idx].mtime)
+				stale(md, idx);
 			return fd;
 		}
 		if (errno != ENOENT || find_renamed(md, idx) == -1)

@@ -16,12 +16,16 @@
 #define MSG_DELETED	0x01	/* DELE'd in this session */
 #define MSG_RETR	0x02	/* sent whole by RETR: gets the seen flag at QUIT */
 #define MSG_IN_CUR	0x04	/* lives in cur/ (else new/) */
+#define MSG_NOCACHE	0x08	/* size not known (file unreadable at login): no cache entry */
+#define MSG_STAT	0x10	/* st_size and mtime come from a stat of the file (scan) */
+#define MSG_GONE	0x20	/* vanished between readdir and sizing (scan) */
 
+/* 48 octets a message, plus its name in the arena. */
 struct msg {
 	uint64_t	size;		/* octets on the wire (CRLF), before dot-stuffing */
-	uint64_t	delivery;	/* the name's leading number */
-	uint64_t	st_size;	/* the file's size and mtime at login: */
-	int64_t		mtime;		/* what the size cache checks against */
+	uint64_t	st_size;	/* the file the size is for: its size, */
+	int64_t		mtime;		/* mtime (ns) and inode number (from readdir) */
+	uint64_t	ino;
 	uint32_t	name_off;	/* file name in the arena */
 	uint16_t	name_len;
 	uint16_t	uniq_len;	/* length of the part before ':' */
@@ -36,8 +40,9 @@ struct maildir {
 	uint64_t	 total;		/* sum of sizes */
 	char		*arena;		/* names, NUL-terminated, back to back */
 	size_t		 arena_len, arena_cap;
+	bool		 cache_dirty;	/* a size was corrected after login: rewrite at close */
 	/* what login cost, for the log */
-	uint32_t	 sized_by_name, sized_by_cache, sized_by_reading;
+	uint32_t	 sized_by_name, sized_by_cache, sized_by_reading, stats;
 };
 
 enum maildir_err {
@@ -48,8 +53,17 @@ enum maildir_err {
 
 /* Opens and scans the Maildir at path (absolute, or relative to the current
  * directory).  A missing Maildir is an empty maildrop.  With lock, takes
- * the session lock first. */
+ * the session lock first.
+ *
+ * One pass over new/ and cur/ (readdir gives names, types and inode
+ * numbers); the order is sorted once.  A message's size comes from the size
+ * cache when its entry has the same unique part and inode number (no stat,
+ * no open: Maildir files are never rewritten in place, and one rewritten by
+ * rename has a new inode), else from a ,W= field that fits the file's size,
+ * else from reading the file.  The cache is rewritten only when it would
+ * change. */
 enum maildir_err maildir_open(struct maildir *, const char *path, bool lock);
+/* Writes the size cache if a size was corrected during the session; frees. */
 void	maildir_close(struct maildir *);
 
 static inline const char *
@@ -59,7 +73,10 @@ maildir_name(const struct maildir *md, uint32_t idx)
 }
 
 /* Opens message idx for reading, following a rename by another agent (the
- * unique part never changes).  -1 with errno when it is gone or unreadable. */
+ * unique part never changes).  -1 with errno when it is gone or unreadable.
+ * When the file is not the one its size was computed for (another size or
+ * mtime: rewritten in place), the session keeps its size but the cache entry
+ * is dropped at maildir_close(), so the next session reads the file. */
 int	maildir_open_msg(struct maildir *, uint32_t idx);
 
 /* Writes the UIDL of message idx into out (LIMIT_UIDL_LEN + 1 octets). */
@@ -89,7 +106,8 @@ void	maildir_uidl_of(const char *uniq, size_t len, char *out);
 /* The name with the seen flag added; false if it has it or cannot take it
  * (an info part that is not "2,..."). out needs len + 5 octets. */
 bool	maildir_seen_name(const char *name, size_t len, char *out, size_t outsize);
-/* Exact wire size of a message read from fd (stuffing excluded). */
+/* Exact wire size of a message read from fd (stuffing excluded), by the
+ * encoder that RETR uses. */
 int	maildir_size_fd(int fd, uint64_t *size_r);
 
 #endif

@@ -21,6 +21,11 @@
  * encoded chunk of a message: at worst twice the chunk plus a line end. */
 #define LIMIT_OUTBUF		(2 * LIMIT_FILE_CHUNK + 1024)
 
+/* RETR/TOP: with room in the output buffer for less than this much message
+ * (encoded, at worst twice as long), the buffer is written out first rather
+ * than fed a small piece: writes stay nearly full. */
+#define LIMIT_ENC_MIN_PIECE	(LIMIT_OUTBUF / 32)
+
 /* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
 #define LIMIT_TIMEOUT_DEFAULT	600
 #define LIMIT_TIMEOUT_MAX	86400
@@ -64,5 +69,18 @@
 /* Size cache file: never read more than this many octets of it (about
  * 100 octets a line, so several million messages). */
 #define LIMIT_CACHE_FILE	(512u * 1024 * 1024)
+
+/* TLS private key file: a PEM key (possibly with its chain in the same file)
+ * is a few KiB; past this the file is not what the administrator meant.  It
+ * is read into one buffer that is wiped afterwards. */
+#define LIMIT_TLS_KEY_FILE	(1024 * 1024)
+
+/* How long the TLS close_notify may wait for room in the socket buffer: it is
+ * a courtesy to the client, not worth holding the process. */
+#define LIMIT_TLS_SHUTDOWN_MS	1000
+
+/* Buffers for the peer and the OpenSSL reason in TLS log lines: log_sanitize
+ * keeps at most 64 octets, and the longest peer (IPv6) is 45. */
+#define LIMIT_TLS_LOG_FIELD	72
 
 #endif

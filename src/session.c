@@ -163,14 +163,17 @@ session_enter_transaction(struct session *s, const char *user, const char *home,
 	}
 	if (s->md.dirfd != -1 && fchdir(s->md.dirfd) == -1)
 		log_warn("fchdir %s", path);
-	/* LAST starts at the highest message already seen (flag S). */
+	/* LAST starts after the unbroken run of messages already seen (flag
+	 * S) from message 1: clients that fetch "everything above LAST" then
+	 * never skip an unread message. */
 	for (uint32_t i = 0; i < s->md.count; i++) {
 		const char *name = maildir_name(&s->md, i);
 		const struct msg *m = &s->md.msgs[i];
 
-		if (m->name_len > m->uniq_len + 3 && memcmp(name + m->uniq_len, ":2,", 3) == 0 &&
-		    memchr(name + m->uniq_len + 3, 'S', m->name_len - m->uniq_len - 3) != NULL)
-			s->last_at_login = i + 1;
+		if (m->name_len <= m->uniq_len + 3 || memcmp(name + m->uniq_len, ":2,", 3) != 0 ||
+		    memchr(name + m->uniq_len + 3, 'S', m->name_len - m->uniq_len - 3) == NULL)
+			break;
+		s->last_at_login = i + 1;
 	}
 	s->last_msn = s->last_at_login;
 	s->state = ST_TRANS;

@@ -1,4 +1,4 @@
-/* The Maildir size cache: a text file of "key st_size mtime size" lines with a checksummed trailer, verified on load and replaced atomically; runs as the mailbox owner. */
+/* The Maildir size cache: a text file of "key inode size mtime wire-size" lines with a checksummed trailer, verified whole on load, read in order, replaced atomically; runs as the mailbox owner. */
 #include "config.h"
 
 #include <errno.h>
@@ -15,13 +15,27 @@
 #include "log.h"
 #include "sizecache.h"
 
-#define CACHE_MAGIC	"maildir-pop3d size cache v1\n"
+#define MAGIC_LEN	(sizeof(SIZECACHE_MAGIC) - 1)
 
 uint64_t
 sizecache_fnv64(const void *p, size_t len, uint64_t h)
 {
 	const unsigned char *s = p;
 
+	/* FNV-1a's step on 8-octet little-endian words, then on the last
+	 * octets one by one: eight times fewer dependent multiplications than
+	 * octet by octet, for a checksum read at every login. */
+	while (len >= 8) {
+		uint64_t w = (uint64_t)s[0] | (uint64_t)s[1] << 8 | (uint64_t)s[2] << 16 |
+		    (uint64_t)s[3] << 24 | (uint64_t)s[4] << 32 | (uint64_t)s[5] << 40 |
+		    (uint64_t)s[6] << 48 | (uint64_t)s[7] << 56;
+
+		h ^= w;
+		h *= 0x100000001b3ULL;
+		h ^= h >> 32;
+		s += 8;
+		len -= 8;
+	}
 	while (len--) {
 		h ^= *s++;
 		h *= 0x100000001b3ULL;
@@ -29,6 +43,7 @@ sizecache_fnv64(const void *p, size_t len, uint64_t h)
 	return h;
 }
 
+/* Decimal, 1 to 20 digits, no overflow; advances *pp. */
 static bool
 parse_u64(const char **pp, const char *end, uint64_t *v_r)
 {
@@ -50,6 +65,145 @@ parse_u64(const char **pp, const char *end, uint64_t *v_r)
 	return true;
 }
 
+/* ---- the streaming reader ---- */
+
+void
+sizecache_reader_from(struct sizecache_reader *r, char *buf, size_t len)
+{
+	const char *p, *end = buf + len, *trailer;
+	uint64_t want_count, want_sum;
+	int i;
+
+	memset(r, 0, sizeof(*r));
+	r->buf = buf;
+	r->len = len;
+	r->present = true;
+	if (len < MAGIC_LEN || memcmp(buf, SIZECACHE_MAGIC, MAGIC_LEN) != 0)
+		return;		/* missing, foreign or another version */
+	/* The trailer "end <count> <16 hex digits>\n" is the last line. */
+	if (buf[len - 1] != '\n')
+		return;		/* truncated */
+	for (trailer = end - 1; trailer > buf && trailer[-1] != '\n'; trailer--)
+		;
+	if (trailer < buf + MAGIC_LEN)
+		return;
+	p = trailer;
+	if (end - p < 4 || memcmp(p, "end ", 4) != 0)
+		return;
+	p += 4;
+	if (!parse_u64(&p, end, &want_count) || p >= end || *p++ != ' ')
+		return;
+	want_sum = 0;
+	for (i = 0; i < 16; i++, p++) {
+		int d;
+
+		if (p >= end)
+			return;
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else
+			return;
+		want_sum = want_sum << 4 | (uint64_t)d;
+	}
+	if (p + 1 != end || want_count > LIMIT_MESSAGES)
+		return;
+	if (sizecache_fnv64(buf, (size_t)(trailer - buf), FNV64_BASIS) != want_sum)
+		return;		/* corrupt, or a torn write that slipped through */
+	r->pos = MAGIC_LEN;
+	r->end = (size_t)(trailer - buf);
+	r->count = (uint32_t)want_count;
+	r->valid = true;
+}
+
+void
+sizecache_reader_open(struct sizecache_reader *r, int dirfd, const char *name)
+{
+	struct stat st;
+	char *buf;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	memset(r, 0, sizeof(*r));
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd == -1) {
+		/* A symlink (ELOOP) or anything else there is "present":
+		 * it gets replaced by a real cache. */
+		r->present = errno != ENOENT;
+		return;
+	}
+	r->present = true;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size <= 0 || (uint64_t)st.st_size > LIMIT_CACHE_FILE) {
+		close(fd);
+		return;		/* not a file we wrote, or absurdly large: never read */
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		close(fd);
+		return;
+	}
+	while (got < (size_t)st.st_size) {
+		n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	sizecache_reader_from(r, buf, got);
+}
+
+bool
+sizecache_reader_next(struct sizecache_reader *r, struct sizecache_entry *e)
+{
+	const char *p, *key, *line_end, *stop;
+	uint64_t v;
+
+	if (!r->valid || r->bad || r->pos >= r->end)
+		return false;
+	p = key = r->buf + r->pos;
+	stop = r->buf + r->end;
+	line_end = memchr(p, '\n', (size_t)(stop - p));
+	if (line_end == NULL || r->read == r->count)
+		goto bad;
+	while (p < line_end && *p != ' ' && *p != '\0')
+		p++;
+	if (p == key || p - key > 0xffff || p == line_end || *p != ' ')
+		goto bad;
+	e->key_off = (uint32_t)(key - r->buf);
+	e->key_len = (uint16_t)(p - key);
+	p++;
+	if (!parse_u64(&p, line_end, &e->ino) || p >= line_end || *p++ != ' ')
+		goto bad;
+	if (!parse_u64(&p, line_end, &e->st_size) || p >= line_end || *p++ != ' ')
+		goto bad;
+	if (!parse_u64(&p, line_end, &v) || v > INT64_MAX || p >= line_end || *p++ != ' ')
+		goto bad;
+	e->mtime = (int64_t)v;
+	if (!parse_u64(&p, line_end, &e->size) || p != line_end)
+		goto bad;
+	r->pos = (size_t)(line_end + 1 - r->buf);
+	r->read++;
+	return true;
+bad:
+	r->bad = true;
+	return false;
+}
+
+void
+sizecache_reader_close(struct sizecache_reader *r)
+{
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- the whole file in a hash table ---- */
+
 static void
 reset(struct sizecache *c)
 {
@@ -62,84 +216,30 @@ reset(struct sizecache *c)
 void
 sizecache_parse(struct sizecache *c, char *buf, size_t len)
 {
-	const char *p, *end, *trailer, *line_end;
-	uint64_t want_count, want_sum, v;
-	uint32_t n = 0, cap, i;
+	struct sizecache_reader r;
+	uint32_t cap, n = 0;
 
 	memset(c, 0, sizeof(*c));
+	sizecache_reader_from(&r, buf, len);
 	c->buf = buf;
-	end = buf + len;
-	if (len < sizeof(CACHE_MAGIC) - 1 || memcmp(buf, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1) != 0)
+	if (!r.valid)
 		goto bad;
-	/* The trailer "end <count> <fnv64 hex>\n" is the last line. */
-	if (buf[len - 1] != '\n')
-		goto bad;
-	for (trailer = end - 1; trailer > buf && trailer[-1] != '\n'; trailer--)
-		;
-	p = trailer;
-	if (end - p < 4 || memcmp(p, "end ", 4) != 0)
-		goto bad;
-	p += 4;
-	if (!parse_u64(&p, end, &want_count) || p >= end || *p++ != ' ')
-		goto bad;
-	want_sum = 0;
-	for (i = 0; i < 16; i++, p++) {
-		int d;
-
-		if (p >= end)
-			goto bad;
-		if (*p >= '0' && *p <= '9')
-			d = *p - '0';
-		else if (*p >= 'a' && *p <= 'f')
-			d = *p - 'a' + 10;
-		else
-			goto bad;
-		want_sum = want_sum << 4 | (uint64_t)d;
-	}
-	if (p + 1 != end)
-		goto bad;
-	if (sizecache_fnv64(buf, (size_t)(trailer - buf), FNV64_BASIS) != want_sum)
-		goto bad;
-	if (want_count > LIMIT_MESSAGES)
-		goto bad;
-
-	c->ents = calloc(want_count ? want_count : 1, sizeof(*c->ents));
-	for (cap = 16; cap < want_count * 2; cap <<= 1)
+	c->ents = calloc(r.count ? r.count : 1, sizeof(*c->ents));
+	for (cap = 16; cap < (uint64_t)r.count * 2; cap <<= 1)
 		;
 	c->slots = calloc(cap, sizeof(*c->slots));
 	if (c->ents == NULL || c->slots == NULL)
 		goto bad;
 	c->mask = cap - 1;
+	while (sizecache_reader_next(&r, &c->ents[n])) {
+		const struct sizecache_entry *e = &c->ents[n];
+		uint32_t slot = (uint32_t)sizecache_fnv64(buf + e->key_off, e->key_len, FNV64_BASIS) & c->mask;
 
-	for (p = buf + sizeof(CACHE_MAGIC) - 1; p < trailer; p = line_end + 1) {
-		struct sizecache_entry *e;
-		const char *key = p;
-		uint32_t slot;
-
-		line_end = memchr(p, '\n', (size_t)(trailer - p));
-		if (line_end == NULL || n == want_count)
-			goto bad;
-		while (p < line_end && *p != ' ')
-			p++;
-		if (p == key || p - key > 0xffff || p == line_end)
-			goto bad;
-		e = &c->ents[n];
-		e->key_off = (uint32_t)(key - buf);
-		e->key_len = (uint16_t)(p - key);
-		p++;
-		if (!parse_u64(&p, line_end, &e->st_size) || p >= line_end || *p++ != ' ')
-			goto bad;
-		if (!parse_u64(&p, line_end, &v) || v > INT64_MAX || p >= line_end || *p++ != ' ')
-			goto bad;
-		e->mtime = (int64_t)v;
-		if (!parse_u64(&p, line_end, &e->size) || p != line_end)
-			goto bad;
-		slot = (uint32_t)sizecache_fnv64(key, e->key_len, FNV64_BASIS) & c->mask;
 		while (c->slots[slot] != 0)
 			slot = (slot + 1) & c->mask;
 		c->slots[slot] = ++n;
 	}
-	if (n != want_count)
+	if (r.bad || n != r.count)
 		goto bad;
 	c->count = n;
 	return;
@@ -150,37 +250,14 @@ bad:
 void
 sizecache_load(struct sizecache *c, int dirfd, const char *name)
 {
-	struct stat st;
-	char *buf;
-	size_t got = 0;
-	ssize_t r;
-	int fd;
+	struct sizecache_reader r;
 
-	memset(c, 0, sizeof(*c));
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd == -1)
-		return;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size <= 0 || (uint64_t)st.st_size > LIMIT_CACHE_FILE) {
-		close(fd);
+	sizecache_reader_open(&r, dirfd, name);
+	if (r.buf == NULL) {
+		memset(c, 0, sizeof(*c));
 		return;
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		close(fd);
-		return;
-	}
-	while (got < (size_t)st.st_size) {
-		r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	buf[got] = '\0';
-	sizecache_parse(c, buf, got);
+	sizecache_parse(c, r.buf, r.len);
 }
 
 bool
@@ -197,10 +274,8 @@ sizecache_lookup(const struct sizecache *c, const char *key, size_t key_len,
 
 		if (e->key_len == key_len && memcmp(c->buf + e->key_off, key, key_len) == 0) {
 			/* A size is only trusted for the very same file. */
-			if (e->st_size != st_size || e->mtime != mtime)
-				return false;
-			/* Sanity: CRLF conversion at most doubles, plus a final CRLF. */
-			if (e->size < st_size || e->size > 2 * st_size + 2)
+			if (e->st_size != st_size || e->mtime != mtime ||
+			    !sizecache_plausible(e->size, st_size))
 				return false;
 			*size_r = e->size;
 			return true;
@@ -216,19 +291,22 @@ sizecache_free(struct sizecache *c)
 	reset(c);
 }
 
+/* ---- writing ---- */
+
 void
 sizecache_writer_init(struct sizecache_writer *w)
 {
 	memset(w, 0, sizeof(*w));
 }
 
-static void
-wappend(struct sizecache_writer *w, const char *s, size_t n)
+/* Room for n more octets; false (and oom set) when there is none. */
+static bool
+wroom(struct sizecache_writer *w, size_t n)
 {
 	if (w->oom)
-		return;
+		return false;
 	if (w->cap - w->len < n) {
-		size_t ncap = w->cap ? w->cap : 4096;
+		size_t ncap = w->cap ? w->cap : 65536;
 		char *nb;
 
 		while (ncap - w->len < n)
@@ -236,32 +314,94 @@ wappend(struct sizecache_writer *w, const char *s, size_t n)
 		nb = realloc(w->buf, ncap);
 		if (nb == NULL) {
 			w->oom = true;
-			return;
+			return false;
 		}
 		w->buf = nb;
 		w->cap = ncap;
 	}
+	return true;
+}
+
+static void
+wappend(struct sizecache_writer *w, const char *s, size_t n)
+{
+	if (!wroom(w, n))
+		return;
 	memcpy(w->buf + w->len, s, n);
 	w->len += n;
+}
+
+/* " <decimal>" at p; returns the octets written (at most 21). */
+static size_t
+put_num(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	p[0] = ' ';
+	for (i = 0; i < n; i++)
+		p[1 + i] = tmp[n - 1 - i];
+	return n + 1;
+}
+
+bool
+sizecache_key_ok(const char *key, size_t key_len)
+{
+	return key_len > 0 && key_len <= 0xffff && memchr(key, ' ', key_len) == NULL &&
+	    memchr(key, '\n', key_len) == NULL && memchr(key, '\0', key_len) == NULL;
+}
+
+void
+sizecache_writer_put(struct sizecache_writer *w, const char *key, size_t key_len,
+    uint64_t ino, uint64_t st_size, int64_t mtime, uint64_t size)
+{
+	char *p;
+
+	if (w->len == 0)
+		wappend(w, SIZECACHE_MAGIC, MAGIC_LEN);
+	if (!sizecache_key_ok(key, key_len) || mtime < 0)
+		return;
+	if (!wroom(w, key_len + 4 * 21 + 1))
+		return;
+	p = w->buf + w->len;
+	memcpy(p, key, key_len);
+	p += key_len;
+	p += put_num(p, ino);
+	p += put_num(p, st_size);
+	p += put_num(p, (uint64_t)mtime);
+	p += put_num(p, size);
+	*p++ = '\n';
+	w->len = (size_t)(p - w->buf);
+	w->count++;
 }
 
 void
 sizecache_writer_add(struct sizecache_writer *w, const char *key, size_t key_len,
     uint64_t st_size, int64_t mtime, uint64_t size)
 {
-	char num[80];
+	sizecache_writer_put(w, key, key_len, 0, st_size, mtime, size);
+}
+
+int
+sizecache_writer_finish(struct sizecache_writer *w)
+{
+	char trailer[64];
 	int n;
 
 	if (w->len == 0)
-		wappend(w, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1);
-	/* Keys with a space or newline could not be read back: leave them out. */
-	if (key_len == 0 || key_len > 0xffff || memchr(key, ' ', key_len) || memchr(key, '\n', key_len) || mtime < 0)
-		return;
-	wappend(w, key, key_len);
-	n = snprintf(num, sizeof(num), " %" PRIu64 " %" PRId64 " %" PRIu64 "\n",
-	    st_size, mtime, size);
-	wappend(w, num, (size_t)n);
-	w->count++;
+		wappend(w, SIZECACHE_MAGIC, MAGIC_LEN);
+	n = snprintf(trailer, sizeof(trailer), "end %" PRIu32 " %016" PRIx64 "\n", w->count,
+	    sizecache_fnv64(w->buf, w->len, FNV64_BASIS));
+	wappend(w, trailer, (size_t)n);
+	if (w->oom) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -273,8 +413,12 @@ write_all(int fd, const char *p, size_t len)
 		n = write(fd, p, len);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n == -1)
 			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
 		p += n;
 		len -= (size_t)n;
 	}
@@ -284,50 +428,43 @@ write_all(int fd, const char *p, size_t len)
 int
 sizecache_writer_commit(struct sizecache_writer *w, int dirfd, const char *name)
 {
-	char tmp[512], host[256], trailer[64];
+	char tmp[512], host[256];
 	struct timespec ts;
-	int fd, n, saved;
+	int fd, saved;
 
-	if (w->len == 0)
-		wappend(w, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1);
-	n = snprintf(trailer, sizeof(trailer), "end %u %016" PRIx64 "\n", w->count,
-	    sizecache_fnv64(w->buf, w->len, FNV64_BASIS));
-	wappend(w, trailer, (size_t)n);
-	if (w->oom) {
-		errno = ENOMEM;
-		goto fail_nofile;
-	}
+	if (sizecache_writer_finish(w) == -1)
+		goto fail;
 	/* A name unique across hosts sharing the Maildir (Maildir's own rule:
 	 * time, pid, host), in the same directory so rename() is atomic. */
 	if (gethostname(host, sizeof(host)) == -1)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	for (char *h = host; *h; h++)
-		if (*h == '/' || *h == ':')
+		if (*h == '/' || *h == ':' || (unsigned char)*h <= ' ')
 			*h = '_';
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%lld.%09ld.P%ld.%s", name,
 	    (long long)ts.tv_sec, ts.tv_nsec, (long)getpid(), host);
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd == -1)
-		goto fail_nofile;
+		goto fail;
 	if (write_all(fd, w->buf, w->len) == -1 || fsync(fd) == -1) {
 		saved = errno;
 		close(fd);
 		unlinkat(dirfd, tmp, 0);
 		errno = saved;
-		goto fail_nofile;
+		goto fail;
 	}
 	if (close(fd) == -1 || renameat(dirfd, tmp, dirfd, name) == -1) {
 		saved = errno;
 		unlinkat(dirfd, tmp, 0);
 		errno = saved;
-		goto fail_nofile;
+		goto fail;
 	}
 	free(w->buf);
 	w->buf = NULL;
 	return 0;
-fail_nofile:
+fail:
 	log_warn("size cache not written");
 	free(w->buf);
 	w->buf = NULL;

@@ -1,4 +1,4 @@
-/* The size cache file inside the Maildir: load and verify, look up, rewrite atomically; runs as the mailbox owner. */
+/* The size cache file inside the Maildir: load and verify, read in order or look up, rewrite atomically; runs as the mailbox owner. */
 #ifndef MP_SIZECACHE_H
 #define MP_SIZECACHE_H
 
@@ -6,14 +6,62 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The file: this magic line, one line per message in maildrop order
+ *
+ *	<unique part> <inode> <file size> <mtime in ns> <wire size>
+ *
+ * and a trailer "end <count> <checksum>" (16 hex digits of sizecache_fnv64
+ * over everything before it).  A file that fails any check is ignored whole.
+ */
+#define SIZECACHE_MAGIC	"maildir-pop3d size cache v2\n"
+
 struct sizecache_entry {
-	uint64_t	st_size;
+	uint64_t	ino;		/* inode number the size is for */
+	uint64_t	st_size;	/* the file's size and mtime (ns) when sized */
 	int64_t		mtime;
-	uint64_t	size;
-	uint32_t	key_off;
+	uint64_t	size;		/* octets on the wire (CRLF), before stuffing */
+	uint32_t	key_off;	/* the unique part, in the file image */
 	uint16_t	key_len;
 };
 
+/* A wire size is possible for a file of st_size octets: CRLF conversion at
+ * most doubles it, plus a final CRLF. */
+static inline bool
+sizecache_plausible(uint64_t size, uint64_t st_size)
+{
+	return size >= st_size && size <= 2 * st_size + 2;
+}
+
+/* Whether a key can be written and read back (1..65535 octets, no space,
+ * newline or NUL). */
+bool	sizecache_key_ok(const char *key, size_t key_len);
+
+/* Streaming reader: the whole file is checked (magic, trailer, count bound,
+ * checksum) when opened; entries are then parsed one at a time, in file
+ * order.  A malformed entry ends the reading and sets bad. */
+struct sizecache_reader {
+	char		*buf;		/* the file, as read, NUL-terminated */
+	size_t		 len;
+	size_t		 pos, end;	/* next entry; start of the trailer */
+	uint32_t	 count;		/* entries the trailer announces */
+	uint32_t	 read;		/* entries returned so far */
+	bool		 present;	/* a cache file was there */
+	bool		 valid;		/* ... and passed the checks */
+	bool		 bad;		/* an entry did not parse */
+};
+
+/* Reads and checks the file name in dirfd (not following a symlink, only a
+ * regular file of at most LIMIT_CACHE_FILE octets).  Never fails: a missing
+ * or unusable file reads as empty (see present and valid). */
+void	sizecache_reader_open(struct sizecache_reader *, int dirfd, const char *name);
+/* Takes ownership of buf (malloc'd, len octets plus a spare NUL) and checks it. */
+void	sizecache_reader_from(struct sizecache_reader *, char *buf, size_t len);
+/* The next entry (key_off into r->buf), or false at the end or on a bad entry. */
+bool	sizecache_reader_next(struct sizecache_reader *, struct sizecache_entry *);
+void	sizecache_reader_close(struct sizecache_reader *);
+
+/* The whole file in a hash table, for lookups by key (unit tests, fuzzers). */
 struct sizecache {
 	char			*buf;		/* the file, as read */
 	struct sizecache_entry	*ents;
@@ -22,16 +70,20 @@ struct sizecache {
 	uint32_t		 mask;
 };
 
-/* Reads and verifies the cache file; a missing, truncated, corrupt or
- * foreign-version file leaves the cache empty.  Never fails. */
+/* Parses a cache image in memory; takes ownership of buf (malloc'd, len
+ * octets plus a spare NUL).  Anything unusable leaves the cache empty. */
+void	sizecache_parse(struct sizecache *, char *buf, size_t len);
 void	sizecache_load(struct sizecache *, int dirfd, const char *name);
+/* The size for key when the entry is for a file of this size and mtime. */
 bool	sizecache_lookup(const struct sizecache *, const char *key, size_t key_len,
 	    uint64_t st_size, int64_t mtime, uint64_t *size_r);
 void	sizecache_free(struct sizecache *);
 
-/* Serialises one entry per call into a growing buffer; sizecache_commit()
- * writes it under a unique temporary name, fsyncs and renames it into
- * place.  Failure (full disk, read-only Maildir) is logged and harmless. */
+/* Serialises one entry per call into a growing buffer; commit writes it
+ * under a temporary name unique across hosts (time, pid, host name) in the
+ * same directory, fsyncs and renames it into place.  Failure (full disk,
+ * read-only Maildir) is logged and harmless.  Keys that could not be read
+ * back (empty, with a space, a newline or a NUL) are left out. */
 struct sizecache_writer {
 	char	*buf;
 	size_t	 len, cap;
@@ -40,15 +92,18 @@ struct sizecache_writer {
 };
 
 void	sizecache_writer_init(struct sizecache_writer *);
+void	sizecache_writer_put(struct sizecache_writer *, const char *key, size_t key_len,
+	    uint64_t ino, uint64_t st_size, int64_t mtime, uint64_t size);
+/* The same with inode number 0 (an entry that only a lookup by key uses). */
 void	sizecache_writer_add(struct sizecache_writer *, const char *key, size_t key_len,
 	    uint64_t st_size, int64_t mtime, uint64_t size);
+/* Appends the trailer; the image is then w->buf[0..w->len).  -1 on ENOMEM. */
+int	sizecache_writer_finish(struct sizecache_writer *);
+/* Finishes (unless done) and writes the file; frees the buffer either way. */
 int	sizecache_writer_commit(struct sizecache_writer *, int dirfd, const char *name);
 
-/* Parses a cache image in memory (exported for the unit tests and fuzzers);
- * takes ownership of buf (malloc'd, len octets plus a spare NUL). */
-void	sizecache_parse(struct sizecache *, char *buf, size_t len);
-
-/* FNV-1a 64-bit, for the table and the checksum. */
+/* The checksum (and the hash of the lookup table): FNV-1a's 64-bit step on
+ * 8-octet little-endian words, then on the remaining octets. */
 uint64_t sizecache_fnv64(const void *, size_t, uint64_t seed);
 #define FNV64_BASIS	0xcbf29ce484222325ULL
 

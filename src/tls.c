@@ -23,24 +23,14 @@
 
 #include "lineio.h"
 #include "log.h"
+#include "pop3d-limits.h"
 #include "tls.h"
-
-/* A PEM key (possibly with its chain in the same file) is a few KiB; past
- * this the file is not what the administrator meant. */
-#define TLS_KEY_FILE_MAX	(1024 * 1024)
-
-/* How long the close_notify may wait for room in the socket buffer: it is a
- * courtesy to the client, not worth holding the process. */
-#define TLS_SHUTDOWN_TIMEOUT_MS	1000
-
-/* log_sanitize cuts at 64 octets; the longest peer (IPv6) is 45. */
-#define TLS_PEER_MAX		72
 
 struct tls_conn {
 	SSL	*ssl;
 	int	 fd;
 	bool	 failed;	/* fatal error: no more I/O, no close_notify */
-	char	 peer[TLS_PEER_MAX];	/* sanitised, for log lines */
+	char	 peer[LIMIT_TLS_LOG_FIELD];	/* sanitised, for log lines */
 };
 
 static SSL_CTX	*server_ctx;
@@ -133,9 +123,9 @@ read_key(const char *path, char *err, size_t errlen)
 
 	if ((fd = open_regular("key", path, err, errlen)) == -1)
 		return NULL;
-	if (fstat(fd, &st) == -1 || st.st_size > TLS_KEY_FILE_MAX) {
+	if (fstat(fd, &st) == -1 || st.st_size > LIMIT_TLS_KEY_FILE) {
 		snprintf(err, errlen, "cannot read TLS key %s: larger than %d octets",
-		    path, TLS_KEY_FILE_MAX);
+		    path, LIMIT_TLS_KEY_FILE);
 		close(fd);
 		return NULL;
 	}
@@ -308,7 +298,7 @@ drop_key(SSL *ssl)
 struct tls_conn *
 tls_accept(int fd, int timeout_ms, const char *peer)
 {
-	char rbuf[256], reason[TLS_PEER_MAX], rhost[TLS_PEER_MAX];
+	char rbuf[256], reason[LIMIT_TLS_LOG_FIELD], rhost[LIMIT_TLS_LOG_FIELD];
 	struct tls_conn *c;
 	struct timespec deadline;
 	const char *why = NULL;
@@ -391,7 +381,7 @@ fail:
 static ssize_t
 io_error(struct tls_conn *c, int rc, int saved, bool reading, short *want_r)
 {
-	char rbuf[256], reason[TLS_PEER_MAX];
+	char rbuf[256], reason[LIMIT_TLS_LOG_FIELD];
 	const char *why;
 
 	switch (SSL_get_error(c->ssl, rc)) {
@@ -505,14 +495,14 @@ tls_shutdown(struct tls_conn *c)
 	if (c == NULL)
 		return;
 	if (!c->failed) {
-		deadline_in(&deadline, TLS_SHUTDOWN_TIMEOUT_MS);
+		deadline_in(&deadline, LIMIT_TLS_SHUTDOWN_MS);
 		for (;;) {
 			ERR_clear_error();
 			/* 0: our close_notify is out; the peer's is not awaited. */
 			if ((rc = SSL_shutdown(c->ssl)) >= 0)
 				break;
 			if (SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_WRITE ||
-			    wait_fd(c->fd, POLLOUT, TLS_SHUTDOWN_TIMEOUT_MS, &deadline) != 1)
+			    wait_fd(c->fd, POLLOUT, LIMIT_TLS_SHUTDOWN_MS, &deadline) != 1)
 				break;
 		}
 	}

@@ -60,13 +60,16 @@ deliver_text() {
 # send_lines LINE...: the same, one CRLF-terminated line per argument.
 # Both leave the raw answer in $MP_T/out, the exit status in $status and the text
 # (CRs kept) in $output.
+# $MP_WRAP, when set, is a command put in front of the binary (words split on blanks), e.g.
+# MP_WRAP='valgrind -q --error-exitcode=99 --leak-check=full --log-file=DIR/vg.%p'.
 send_raw() {
-	local fmt=$1
+	local fmt=$1 wrap=()
 	shift
 	mp_own
 	status=0
+	read -r -a wrap <<< "${MP_WRAP:-}"
 	# shellcheck disable=SC2059
-	printf "$fmt" "$@" | "${MP_AS[@]}" "$MAILDIR_POP3D" -p -m "$MD" "${MP_ARGS[@]}" \
+	printf "$fmt" "$@" | "${MP_AS[@]}" "${wrap[@]}" "$MAILDIR_POP3D" -p -m "$MD" "${MP_ARGS[@]}" \
 		> "$MP_T/out" 2> "$MP_T/err" || status=$?
 	output=$(cat "$MP_T/out")
 	mapfile -t lines < "$MP_T/out"

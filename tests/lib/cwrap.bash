@@ -46,6 +46,13 @@
 CWRAP_SERVICE=maildir-pop3d
 CWRAP_VARS=(LD_PRELOAD PAM_WRAPPER PAM_WRAPPER_SERVICE_DIR PAM_WRAPPER_USE_SYSLOG
 	NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP UID_WRAPPER UID_WRAPPER_ROOT MP_TEST_SYSLOG)
+# Sanitizer builds (scripts/check's asan step sets these): carried like the rest, so that
+# processes started through an emptied environment get them too.
+for v in PAM_WRAPPER_DISABLE_DEEPBIND NSS_WRAPPER_DISABLE_DEEPBIND UID_WRAPPER_DISABLE_DEEPBIND \
+	ASAN_OPTIONS UBSAN_OPTIONS; do
+	if [[ -n ${!v:-} ]]; then CWRAP_VARS+=("$v"); fi
+done
+unset v
 
 cwrap_fail() {
 	printf 'cwrap: %s\n' "$*" >&2

@@ -1,0 +1,289 @@
+#!/usr/bin/env bats
+# How the connection arrives (DESIGN.md sections 1 and 2), through real launchers on loopback:
+# systemd-socket-activate with --inetd (fd 0/1) and without (fd 3, LISTEN_FDS), over IPv4 and
+# IPv6; a listening socket refused; 100 sessions at once; the peer from the launcher's
+# environment when fd 0 is a pipe; and fail2ban's filter on the log lines of real failed logins.
+# Users are cwrap's (tests/lib/cwrap.bash), except the 100-session test, which needs more
+# processes than pam_wrapper allows at once and uses real PAM users (root only).
+#
+# Needs systemd-socket-activate (systemd), python3, ss (iproute2), fail2ban-regex (fail2ban).
+
+bats_load_library bats-support
+bats_load_library bats-assert
+load lib/cwrap
+load lib/deploy
+load lib/realpam
+
+
+setup() {
+	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test}"
+	command -v systemd-socket-activate >/dev/null ||
+		fail "systemd-socket-activate is not installed (Debian: systemd)"
+	dp_cwrap "$BATS_TEST_TMPDIR/cw"
+	dp_alice
+	SSA_PIDS=()
+	SPAWNED=
+}
+
+teardown() {
+	local pid
+	for pid in "${SSA_PIDS[@]}"; do
+		dp_stop "$pid" || true
+	done
+	if [[ -n $SPAWNED ]]; then
+		realpam_kill "$SPAWNED"
+	fi
+	cwrap_teardown
+}
+
+# ssa ADDR PORT OPTION...: the daemon behind systemd-socket-activate OPTION... on ADDR:PORT,
+# in the background, with the cwrap environment; waits until it listens.
+ssa() {
+	local addr=$1 port=$2 listen pid
+	shift 2
+	if [[ $addr == *:* ]]; then listen="[$addr]:$port"; else listen="$addr:$port"; fi
+	systemd-socket-activate -l "$listen" "$@" "${CW_SETENV[@]}" "$MAILDIR_POP3D" \
+		</dev/null >"$BATS_TEST_TMPDIR/ssa-$port.out" 2>"$BATS_TEST_TMPDIR/ssa-$port.err" 3>&- &
+	pid=$!
+	SSA_PIDS+=("$pid")
+	LAST_PID=$pid
+	dp_wait_listening "$port" "$pid"
+}
+
+need_ipv6() {
+	dp_have_ipv6 || skip "no IPv6 loopback (::1) on this host"
+}
+
+# ---- the connection on fd 0/1 and on fd 3 -------------------------------------------
+
+@test "systemd-socket-activate --inetd -a: a whole session on fd 0/1, IPv4 peer logged as 127.0.0.1" {
+	PORT=$(dp_free_port 127.0.0.1)
+	ssa 127.0.0.1 "$PORT" -a --inetd
+	dp_full_session 127.0.0.1 "$PORT" '127\.0\.0\.1'
+}
+
+@test "systemd-socket-activate -a: a whole session on fd 3 from LISTEN_FDS (without libsystemd: a clear refusal)" {
+	PORT=$(dp_free_port 127.0.0.1)
+	if ! have_libsystemd; then
+		refused "$NO_SD" -a
+		return
+	fi
+	ssa 127.0.0.1 "$PORT" -a
+	dp_full_session 127.0.0.1 "$PORT" '127\.0\.0\.1'
+}
+
+@test "systemd-socket-activate --inetd -a over IPv6: the peer is logged as ::1, without brackets" {
+	need_ipv6
+	PORT=$(dp_free_port ::1)
+	ssa ::1 "$PORT" -a --inetd
+	dp_full_session ::1 "$PORT" '::1'
+}
+
+@test "systemd-socket-activate -a over IPv6: fd 3, the peer is logged as ::1, without brackets" {
+	need_ipv6
+	have_libsystemd || skip "built without libsystemd: fd 3 is refused (see the IPv4 test)"
+	PORT=$(dp_free_port ::1)
+	ssa ::1 "$PORT" -a
+	dp_full_session ::1 "$PORT" '::1'
+}
+
+# ---- Accept=no ---------------------------------------------------------------------
+
+# refused MESSAGE OPTION...: the launcher with OPTION... hands over a socket the daemon must
+# refuse at the first connection: not one byte to the client, MESSAGE on stderr (a file here)
+# and in the log, exit status 78 (EX_CONFIG).  Without -a, systemd-socket-activate passes its
+# listening socket, as systemd does with Accept=no.
+refused() {
+	local msg=$1 st=0
+	shift
+	PORT=$(dp_free_port 127.0.0.1)
+	ssa 127.0.0.1 "$PORT" "$@"
+	run python3 - "$PORT" <<-'EOF'
+		import socket, sys
+		s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+		data = b""
+		try:
+		    while True:
+		        chunk = s.recv(4096)
+		        if not chunk:
+		            break
+		        data += chunk
+		except ConnectionResetError:
+		    pass
+		print(repr(data))
+	EOF
+	assert_success
+	assert_output "b''"
+	if [[ " $* " == *' -a '* ]]; then
+		# One child per connection: the launcher reports how it ended.
+		for _ in $(seq 200); do
+			grep -q '^Child [0-9]* died with code' "$BATS_TEST_TMPDIR/ssa-$PORT.err" && break
+			sleep 0.05
+		done
+		run grep '^Child [0-9]* died with code' "$BATS_TEST_TMPDIR/ssa-$PORT.err"
+		assert_output --regexp '^Child [0-9]+ died with code 78$'
+	else
+		wait "$LAST_PID" || st=$?	# systemd-socket-activate exec'd the daemon
+		SSA_PIDS=()
+		assert_equal "$st" 78	# EX_CONFIG
+	fi
+	run grep -F "maildir-pop3d: $msg" "$BATS_TEST_TMPDIR/ssa-$PORT.err"
+	assert_success
+	run cat "$SYSLOG"
+	assert_equal "${#lines[@]}" 1
+	[[ ${lines[0]} =~ ^facility=mail\ maildir-pop3d\[[0-9]+\]:\ err:\ (.*)$ && ${BASH_REMATCH[1]} == "$msg"* ]] ||
+		fail "log line: ${lines[0]}"
+}
+
+ACCEPT_NO='got a listening socket: use Accept=yes in the systemd .socket unit (or nowait in inetd.conf)'
+NO_SD='LISTEN_FDS is set but this maildir-pop3d was built without libsystemd; use StandardInput=socket'
+
+have_libsystemd() {
+	"$MAILDIR_POP3D" --version | grep -q '^socket activation: libsystemd$'
+}
+
+@test "a listening socket on fd 3 (Accept=no) is refused, exit 78, with a message naming Accept=yes" {
+	if have_libsystemd; then
+		refused "$ACCEPT_NO"
+	else
+		refused "$NO_SD"
+	fi
+}
+
+@test "a listening socket on fd 0 (Accept=no, StandardInput=socket) is refused with a message naming Accept=yes" {
+	refused "$ACCEPT_NO" --inetd
+}
+
+# ---- 100 sessions at once ------------------------------------------------------------
+
+@test "100 concurrent sessions through socket activation all log in and get the right bytes" {
+	realpam_available ||
+		skip "needs root and unshare: 100 concurrent logins are more than pam_wrapper's 62 processes, so this test uses real PAM users"
+	local d=$BATS_TEST_TMPDIR/rp log u
+	realpam_setup "$d"
+	log=$d/syslog
+	: >"$log"
+	chmod 0644 "$log"
+	for u in alice bob; do
+		local home=REALPAM_${u^^}_HOME id=REALPAM_${u^^}_UID md
+		md=${!home}/Maildir
+		printf 'Subject: %s one\n\n.dot\nshort\n' "$u" >"$md/new/1700000001.M1P1.$u"
+		python3 -c 'import sys; sys.stdout.write("Subject: big\n\n" + "".join("%05d %s\n" % (i, "x" * 70) for i in range(1200)))' \
+			>"$md/new/1700000002.M2P2.$u"	# over 64 KiB
+		printf 'Subject: %s three\n\nno line end' "$u" >"$md/new/1700000003.M3P3.$u"
+		chown -R "${!id}:${!id}" "$md"
+		mkdir -p "$BATS_TEST_TMPDIR/orig-$u"
+		cp "$md"/new/* "$BATS_TEST_TMPDIR/orig-$u/"
+	done
+	PORT=$(dp_free_port 127.0.0.1)
+	SPAWNED=$(REALPAM_LOG=$d/ssa.log realpam_spawn "$d" systemd-socket-activate -l "127.0.0.1:$PORT" -a --inetd \
+		-E "LD_PRELOAD=$MP_SYSLOG_SHIM" -E "MP_TEST_SYSLOG=$log" "$MAILDIR_POP3D")
+	dp_wait_listening "$PORT" "$SPAWNED"
+
+	run timeout 300 python3 "$BATS_TEST_DIRNAME/lib/pop3client.py" load 127.0.0.1 "$PORT" 100 \
+		"alice:$(realpam_password alice):$REALPAM_ALICE_HOME/Maildir" \
+		"bob:$(realpam_password bob):$REALPAM_BOB_HOME/Maildir"
+	assert_success
+	assert_output '100/100 sessions ok'
+
+	run grep -c ': info: login: user=<alice> rhost=<127.0.0.1> method=USER tls=no$' "$log"
+	assert_output 50
+	run grep -c ': info: login: user=<bob> rhost=<127.0.0.1> method=USER tls=no$' "$log"
+	assert_output 50
+	run grep -c ': info: logout: .* end=quit$' "$log"
+	assert_output 100
+	# Every message was retrieved by some session: moved to cur/ with the seen flag, intact.
+	for u in alice bob; do
+		local home=REALPAM_${u^^}_HOME md f
+		md=${!home}/Maildir
+		run find "$md/new" -type f
+		assert_output ''
+		for f in "$BATS_TEST_TMPDIR/orig-$u"/*; do
+			cmp "$f" "$md/cur/$(basename "$f"):2,S" || fail "$u: $(basename "$f") not flagged seen intact"
+		done
+		run find "$md/cur" -type f
+		assert_equal "${#lines[@]}" 3
+	done
+}
+
+# ---- the peer from the launcher's environment -----------------------------------------
+
+# piped VAR=VALUE...: a login session on a pipe with these variables; prints the login line.
+piped() {
+	printf 'USER alice\r\nPASS secret\r\nQUIT\r\n' |
+		"${CW_ENV[@]}" "$@" "$MAILDIR_POP3D" --plaintext=always >"$BATS_TEST_TMPDIR/out" 2>>"$BATS_TEST_TMPDIR/err" ||
+		return 1
+	grep -q '^+OK maildir-pop3d signing off' "$BATS_TEST_TMPDIR/out" || return 1
+	grep -o 'login: .*' "$SYSLOG"
+	: >"$SYSLOG"
+}
+
+@test "on a pipe, REMOTE_ADDR (systemd) and TCPREMOTEIP (ucspi-tcp) name the peer, IPv4 and IPv6" {
+	run piped REMOTE_ADDR=192.0.2.7 REMOTE_PORT=4711
+	assert_success
+	assert_output 'login: user=<alice> rhost=<192.0.2.7> method=USER tls=no'
+	run piped TCPREMOTEIP=2001:db8::7 TCPREMOTEPORT=4711
+	assert_success
+	assert_output 'login: user=<alice> rhost=<2001:db8::7> method=USER tls=no'
+	run piped REMOTE_ADDR=::ffff:198.51.100.4	# IPv4-mapped: logged as plain IPv4
+	assert_success
+	assert_output 'login: user=<alice> rhost=<198.51.100.4> method=USER tls=no'
+}
+
+@test "on a pipe, a launcher variable that is not an address is skipped, and no variable means local" {
+	run piped 'REMOTE_ADDR=192.0.2.7> evil=<x' TCPREMOTEIP=192.0.2.8
+	assert_success
+	assert_output 'login: user=<alice> rhost=<192.0.2.8> method=USER tls=no'
+	run piped REMOTE_HOST=mail.example.org
+	assert_success
+	assert_output 'login: user=<alice> rhost=<local> method=USER tls=no'
+	run piped
+	assert_success
+	assert_output 'login: user=<alice> rhost=<local> method=USER tls=no'
+}
+
+@test "a socket's own peer address wins over the launcher's environment" {
+	PORT=$(dp_free_port 127.0.0.1)
+	ssa 127.0.0.1 "$PORT" -a --inetd -E REMOTE_ADDR=192.0.2.66 -E TCPREMOTEIP=192.0.2.67
+	dp_full_session 127.0.0.1 "$PORT" '127\.0\.0\.1'
+}
+
+# ---- fail2ban on the log of real failed logins -----------------------------------------
+
+# A failed login (wrong password) through a launcher on ADDR, in the background.
+fail_login() {
+	local addr=$1 port
+	port=$(dp_free_port "$addr")
+	ssa "$addr" "$port" -a --inetd
+	mkdir -p "$BATS_TEST_TMPDIR/fail-$port"
+	pop3c session "$addr" "$port" "$BATS_TEST_TMPDIR/fail-$port" 'USER alice' 'PASS wrong' QUIT &
+	CLIENTS+=($!)
+}
+
+@test "fail2ban's filter bans the address of a real failed login, over IPv4 and IPv6" {
+	command -v fail2ban-regex >/dev/null || skip "fail2ban-regex not installed (Debian: fail2ban)"
+	local c want=('127.0.0.1')
+	CLIENTS=()
+	fail_login 127.0.0.1
+	if dp_have_ipv6; then
+		fail_login ::1
+		want+=('::1')
+	fi
+	for c in "${CLIENTS[@]}"; do
+		wait "$c"
+	done
+	run grep -c ': info: auth failed: user=<alice> rhost=<[0-9a-f.:]*> reason=<' "$SYSLOG"
+	assert_output "${#want[@]}"
+	# As rsyslog writes them to /var/log/mail.log.
+	sed -n 's/^facility=mail \(maildir-pop3d\[[0-9]*\]\): [a-z]*: \(auth failed: \)/Nov 22 10:00:00 host \1: \2/p' \
+		"$SYSLOG" >"$BATS_TEST_TMPDIR/mail.log"
+	run cat "$BATS_TEST_TMPDIR/mail.log"
+	assert_line --regexp '^Nov 22 10:00:00 host maildir-pop3d\[[0-9]+\]: auth failed: user=<alice> rhost=<127\.0\.0\.1> reason=<.+>$'
+	mkdir -p "$BATS_TEST_TMPDIR/f2b/filter.d"
+	cp /etc/fail2ban/filter.d/common.conf "$BATS_TEST_TMPDIR/f2b/filter.d/"
+	cp "${MP_SRCDIR:-$BATS_TEST_DIRNAME/..}/contrib/fail2ban/maildir-pop3d.conf" "$BATS_TEST_TMPDIR/f2b/filter.d/"
+	run fail2ban-regex -c "$BATS_TEST_TMPDIR/f2b" --out ip "$BATS_TEST_TMPDIR/mail.log" maildir-pop3d
+	assert_success
+	run sort <<<"$output"
+	assert_output "$(printf '%s\n' "${want[@]}" | sort)"
+}

@@ -1,0 +1,230 @@
+/* libFuzzer target for Maildir name handling (unique part, delivery time, ,W= size, UIDL, the seen flag) and the size cache parser, each against a model or a round trip; runs unprivileged. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz-common.h"
+#include "maildir.h"
+#include "sizecache.h"
+
+#define CACHE_MAGIC	"maildir-pop3d size cache v1\n"
+
+static void
+check_names(const char *name, size_t len, size_t outsize)
+{
+	size_t ul = maildir_uniq_len(name, len), i;
+	const char *colon = memchr(name, ':', len);
+	uint64_t v = 0, w = 424242;
+	char *uidl, *again, *seen;
+	bool plain, has_w;
+
+	FUZZ_CHECK(ul == (colon ? (size_t)(colon - name) : len), "unique part does not stop at the first colon");
+
+	for (i = 0; i < len && i < 19 && name[i] >= '0' && name[i] <= '9'; i++)
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	FUZZ_CHECK(maildir_delivery(name, len) == v, "delivery time differs from the model");
+
+	/* ,W=: the first ",W=" in the unique part decides; 1..19 digits
+	 * then ',' or the end of the unique part. */
+	{
+		const char *p = NULL;
+		bool want = false;
+		uint64_t wv = 0;
+
+		for (i = 0; i + 3 < ul; i++)
+			if (memcmp(name + i, ",W=", 3) == 0) {
+				p = name + i + 3;
+				break;
+			}
+		if (p != NULL) {
+			size_t k = 0;
+
+			while (p + k < name + ul && p[k] >= '0' && p[k] <= '9' && k < 19)
+				wv = wv * 10 + (uint64_t)(p[k++] - '0');
+			want = k > 0 && (p + k == name + ul || p[k] == ',');
+		}
+		has_w = maildir_name_wsize(name, ul, &w);
+		FUZZ_CHECK(has_w == want, ",W= found or refused unlike the model");
+		if (has_w)
+			FUZZ_CHECK(w == wv, ",W= value differs from the model");
+		else
+			FUZZ_CHECK(w == 424242, "maildir_name_wsize wrote its result on failure");
+	}
+
+	/* UIDL: RFC 1939 section 7, 1..70 octets of 0x21..0x7e, stable. */
+	uidl = malloc(LIMIT_UIDL_LEN + 1);
+	again = malloc(LIMIT_UIDL_LEN + 1);
+	if (uidl == NULL || again == NULL)
+		abort();
+	maildir_uidl_of(name, ul, uidl);
+	maildir_uidl_of(name, ul, again);
+	FUZZ_CHECK(strcmp(uidl, again) == 0, "UIDL is not stable");
+	FUZZ_CHECK(strlen(uidl) >= 1 && strlen(uidl) <= LIMIT_UIDL_LEN, "UIDL length outside 1..70");
+	for (i = 0; uidl[i]; i++)
+		FUZZ_CHECK((unsigned char)uidl[i] >= 0x21 && (unsigned char)uidl[i] <= 0x7e,
+		    "UIDL octet outside 0x21..0x7e");
+	plain = ul >= 1 && ul <= LIMIT_UIDL_LEN;
+	for (i = 0; plain && i < ul; i++)
+		plain = (unsigned char)name[i] >= 0x21 && (unsigned char)name[i] <= 0x7e;
+	if (plain)
+		FUZZ_CHECK(strlen(uidl) == ul && memcmp(uidl, name, ul) == 0, "a usable unique part is not its own UIDL");
+	else
+		FUZZ_CHECK(strlen(uidl) == 32 && strspn(uidl, "0123456789abcdef") == 32,
+		    "an unusable unique part does not get a 32-digit digest");
+	free(uidl);
+	free(again);
+
+	/* The seen flag, into a buffer of exactly outsize octets. */
+	seen = malloc(outsize ? outsize : 1);
+	if (seen == NULL)
+		abort();
+	if (maildir_seen_name(name, len, seen, outsize)) {
+		FUZZ_CHECK(outsize >= len + 5, "seen name written into too small a buffer");
+		if (colon == NULL) {
+			FUZZ_CHECK(memcmp(seen, name, len) == 0 && memcmp(seen + len, ":2,S", 5) == 0,
+			    "a name without info does not get :2,S");
+		} else {
+			const char *flags = name + ul + 3, *nflags = seen + ul + 3;
+			size_t flen = len - ul - 3, j = 0;
+
+			FUZZ_CHECK(len - ul >= 3 && memcmp(name + ul, ":2,", 3) == 0, "seen flag added to a foreign info");
+			FUZZ_CHECK(memcmp(seen, name, ul + 3) == 0, "seen name changed the unique part");
+			FUZZ_CHECK(memchr(flags, 'S', flen) == NULL, "seen flag added twice");
+			FUZZ_CHECK(seen[len + 1] == '\0', "seen name is not one octet longer");
+			/* the old flags in order, with one S before the first flag >= 'S' */
+			while (j < flen && (unsigned char)flags[j] < 'S')
+				j++;
+			FUZZ_CHECK(memcmp(nflags, flags, j) == 0 && nflags[j] == 'S' &&
+			    memcmp(nflags + j + 1, flags + j, flen - j) == 0, "flags not kept in order around S");
+		}
+	} else {
+		FUZZ_CHECK(outsize < len + 5 || (colon != NULL && (len - ul < 3 ||
+		    memcmp(name + ul, ":2,", 3) != 0 || memchr(name + ul + 3, 'S', len - ul - 3) != NULL)),
+		    "seen flag refused for a name that can take it");
+	}
+	free(seen);
+}
+
+/* Entries of a parsed cache written back and parsed again give the same. */
+static void
+round_trip(const struct sizecache *c)
+{
+	struct sizecache_writer w;
+	struct sizecache d;
+	char trailer[64];
+	uint32_t i;
+	int n;
+
+	sizecache_writer_init(&w);
+	for (i = 0; i < c->count; i++) {
+		const struct sizecache_entry *e = &c->ents[i];
+
+		sizecache_writer_add(&w, c->buf + e->key_off, e->key_len, e->st_size, e->mtime, e->size);
+	}
+	if (w.len == 0) {
+		free(w.buf);
+		return;
+	}
+	FUZZ_CHECK(!w.oom && w.count == c->count, "writer dropped a parsed entry");
+	n = snprintf(trailer, sizeof(trailer), "end %u %016" PRIx64 "\n", w.count,
+	    sizecache_fnv64(w.buf, w.len, FNV64_BASIS));
+	char *img = malloc(w.len + (size_t)n + 1);
+
+	if (img == NULL)
+		abort();
+	memcpy(img, w.buf, w.len);
+	memcpy(img + w.len, trailer, (size_t)n);
+	img[w.len + (size_t)n] = '\0';
+	sizecache_parse(&d, img, w.len + (size_t)n);
+	FUZZ_CHECK(d.count == c->count, "a written cache does not parse back");
+	for (i = 0; i < d.count; i++) {
+		const struct sizecache_entry *a = &c->ents[i], *b = &d.ents[i];
+
+		FUZZ_CHECK(a->key_len == b->key_len && memcmp(c->buf + a->key_off, d.buf + b->key_off, a->key_len) == 0 &&
+		    a->st_size == b->st_size && a->mtime == b->mtime && a->size == b->size,
+		    "a written cache entry parses back differently");
+	}
+	sizecache_free(&d);
+	free(w.buf);
+}
+
+static void
+check_cache(const uint8_t *data, size_t size, bool fix_trailer)
+{
+	struct sizecache c;
+	size_t len = size;
+	char *buf;
+
+	buf = malloc(size + 64 + sizeof(CACHE_MAGIC));
+	if (buf == NULL)
+		abort();
+	memcpy(buf, data, size);
+	if (fix_trailer) {
+		/* Past the checksum: the lines as given, with the magic in front
+		 * when missing and a correct trailer behind. */
+		size_t lines = 0;
+		int n;
+
+		if (size < sizeof(CACHE_MAGIC) - 1 || memcmp(buf, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1) != 0) {
+			memmove(buf + sizeof(CACHE_MAGIC) - 1, buf, size);
+			memcpy(buf, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1);
+			len += sizeof(CACHE_MAGIC) - 1;
+		}
+		if (buf[len - 1] != '\n')
+			buf[len++] = '\n';
+		for (size_t i = sizeof(CACHE_MAGIC) - 1; i < len; i++)
+			lines += buf[i] == '\n';
+		n = snprintf(buf + len, 64, "end %zu %016" PRIx64 "\n", lines,
+		    sizecache_fnv64(buf, len, FNV64_BASIS));
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	sizecache_parse(&c, buf, len);
+	FUZZ_CHECK(c.count == 0 || c.buf == buf, "cache does not keep its buffer");
+	for (uint32_t i = 0; i < c.count; i++) {
+		const struct sizecache_entry *e = &c.ents[i];
+		uint64_t got = 0;
+
+		FUZZ_CHECK(e->key_len > 0 && (size_t)e->key_off + e->key_len <= len, "cache key outside the file");
+		FUZZ_CHECK(memchr(c.buf + e->key_off, ' ', e->key_len) == NULL &&
+		    memchr(c.buf + e->key_off, '\n', e->key_len) == NULL, "cache key with a space or newline");
+		if (sizecache_lookup(&c, c.buf + e->key_off, e->key_len, e->st_size, e->mtime, &got))
+			FUZZ_CHECK(got >= e->st_size && got <= 2 * e->st_size + 2, "cache lookup trusted an impossible size");
+	}
+	if (c.count > 0)
+		round_trip(&c);
+	/* The parser owns buf from here on, failure or not. */
+	sizecache_free(&c);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	size_t outsize = 0, nlen;
+	char *name;
+
+	/* The name: up to the first newline (one octet before it sets the
+	 * seen-name buffer size), the whole input for the cache. */
+	nlen = size;
+	for (size_t i = 0; i < size; i++)
+		if (data[i] == '\n') {
+			nlen = i;
+			break;
+		}
+	if (nlen > 0) {
+		outsize = data[0] % 16 == 0 ? 8 : nlen + data[0] % 8;
+		/* exactly nlen octets, so that ASan sees reads past the name */
+		name = malloc(nlen - 1 ? nlen - 1 : 1);
+		if (name == NULL)
+			abort();
+		memcpy(name, data + 1, nlen - 1);
+		check_names(name, nlen - 1, outsize);
+		free(name);
+	}
+	check_cache(data, size, false);
+	check_cache(data, size, true);
+	return 0;
+}

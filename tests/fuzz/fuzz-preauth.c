@@ -1,0 +1,121 @@
+/* libFuzzer target for the root part: the input is what a client sends before login, fed through session_run() and the real dispatcher and AUTHORIZATION commands over a pipe; PAM and the privilege drop are link-time stubs (preauth-stubs.c); runs unprivileged or as root, changes no ids. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fuzz-common.h"
+#include "preauth-stubs.h"
+#include "session.h"
+
+/*
+ * Input: the client's octets.  An optional first octet 0xff takes the next
+ * octet as option bits, so plain sessions stay plain seeds:
+ *   0x01  the peer is a remote TCP address (plaintext login not "secure")
+ *   0x02  --plaintext=always
+ */
+#define OPT_REMOTE	0x01
+#define OPT_PLAIN_ALWAYS 0x02
+
+static struct session s;
+
+static bool
+multi_line(const char *status)
+{
+	return strcmp(status, "+OK Capability list follows") == 0 ||
+	    strcmp(status, "+OK Mechanisms follow") == 0 ||
+	    /* after a stub login: TRANSACTION on an empty maildrop */
+	    fuzz_has_prefix(status, "+OK 0 messages") ||
+	    strcmp(status, "+OK unique-id listing follows") == 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct options opt;
+	struct fuzz_io io;
+	struct fuzz_resp *resp;
+	size_t nresp, i;
+	unsigned bits = 0, auth_fail = 0, syserr = 0, greet = 0;
+	int cwd;
+
+	if (size >= 2 && data[0] == 0xff) {
+		bits = data[1];
+		data += 2;
+		size -= 2;
+	}
+	memset(&opt, 0, sizeof(opt));
+	/* A Maildir that cannot exist: a stub login reaches TRANSACTION on
+	 * an empty maildrop and nothing on disk is ever touched. */
+	opt.maildir = "/nonexistent/maildir-pop3d-fuzz/%u";
+	opt.pam_service = "maildir-pop3d-fuzz-no-such-service";
+	opt.timeout = 5;
+	opt.flag_updates = true;
+	opt.plaintext = bits & OPT_PLAIN_ALWAYS ? PLAINTEXT_ALWAYS : PLAINTEXT_SECURE;
+
+	if (fuzz_io_open(&io, data, size) == -1)
+		return 0;
+	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	session_init(&s, &opt, io.rfd, io.wfd);
+	if (bits & OPT_REMOTE) {
+		snprintf(s.peer, sizeof(s.peer), "192.0.2.7");
+		s.peer_secure = false;
+		s.is_socket = true;
+	}
+	fuzz_log_reset();
+	stub_reset();
+	stub_in_session(true);
+	session_run(&s);
+	stub_in_session(false);
+	if (cwd != -1) {
+		if (fchdir(cwd) == -1)
+			abort();
+		close(cwd);
+	}
+	fuzz_io_collect(&io);
+	fuzz_dump(&io);
+
+	nresp = fuzz_parse_responses(io.out, io.out_len, multi_line, &resp);
+	FUZZ_CHECK(nresp >= 1 && strcmp(resp[0].status, "+OK maildir-pop3d ready.") == 0,
+	    "the session does not start with the greeting");
+	for (i = 0; i < nresp; i++) {
+		const char *st = resp[i].status;
+
+		if (strcmp(st, "+OK maildir-pop3d ready.") == 0)
+			greet++;
+		if (strcmp(st, "-ERR [AUTH] Authentication failed.") == 0 ||
+		    strcmp(st, "-ERR [AUTH] Account expired.") == 0 ||
+		    strcmp(st, "-ERR [AUTH] Password expired; change it before logging in.") == 0 ||
+		    strcmp(st, "-ERR [AUTH] Login not permitted for this account.") == 0)
+			auth_fail++;
+		if (strcmp(st, "-ERR [SYS/TEMP] Authentication is unavailable; try again later.") == 0)
+			syserr++;
+		/* The only + line that is not +OK is a SASL challenge. */
+		if (fuzz_has_prefix(st, "+ "))
+			FUZZ_CHECK(strcmp(st, "+ ") == 0 || strcmp(st, "+ VXNlcm5hbWU6") == 0 ||
+			    strcmp(st, "+ UGFzc3dvcmQ6") == 0, "unexpected continuation line");
+		if (strcmp(st, "+OK Capability list follows") == 0 && s.state != ST_TRANS)
+			FUZZ_CHECK(resp[i].body_len > 0, "empty CAPA");
+	}
+	FUZZ_CHECK(greet == 1, "more than one greeting");
+	/* DESIGN.md section 3: after 3 failures the connection is closed. */
+	FUZZ_CHECK(auth_fail <= 3, "more than 3 failed logins in one session");
+	/* Every failed login is logged and waits out the same delay. */
+	FUZZ_CHECK(fuzz_log_count("auth failed: ") == auth_fail, "failed logins and their log lines differ");
+	/* A system error may cost the same delay (no fast oracle), nothing else. */
+	FUZZ_CHECK(stub_delays() >= auth_fail && stub_delays() <= auth_fail + syserr,
+	    "a failed login without the delay, or a delay without a failure");
+	FUZZ_CHECK(stub_max_delay_us() <= LIMIT_AUTH_FAIL_DELAY_US, "a login delay over the limit");
+	/* PAM is asked at most once per failure allowed plus a success.
+	 * Not counted: a system error ([SYS/TEMP]), and the right password
+	 * of another account when not running as root ([SYS/PERM]), which
+	 * cmd_auth.c does not count as a failure (reported to the lead). */
+	FUZZ_CHECK(stub_pam_calls() - stub_pam_syserrs() - stub_pam_notroot() <= 4,
+	    "PAM asked too often in one session");
+	fuzz_free_responses(resp, nresp);
+	fuzz_io_free(&io);
+	return 0;
+}

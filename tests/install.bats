@@ -1,0 +1,105 @@
+#!/usr/bin/env bats
+# `make install DESTDIR=...` (DESIGN.md section 6): exactly the binary in $(sbindir), the man
+# page, the PAM file in $(sysconfdir)/pam.d and the four units, with @sbindir@ replaced by the
+# real path; `make uninstall` takes them all away again; --with-systemdsystemunitdir=no
+# installs no unit.  Runs in the build directory that `make check` tests (MP_BUILDDIR).
+
+bats_load_library bats-support
+bats_load_library bats-assert
+
+UNITS=(maildir-pop3d.socket maildir-pop3d@.service maildir-pop3ds.socket maildir-pop3ds@.service)
+
+setup() {
+	: "${MP_BUILDDIR:?MP_BUILDDIR must name the build directory (make check sets it)}"
+	SRCDIR=${MP_SRCDIR:-$BATS_TEST_DIRNAME/..}
+	DEST=$BATS_TEST_TMPDIR/dest
+}
+
+# A make of its own, not a job of the `make check` that may be running this test.
+mk() {
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s "$@"
+}
+
+# var DIR NAME: the value of make variable NAME in the build directory DIR, expanded.
+var() {
+	mk -C "$1" --no-print-directory --eval='mp-print-%: ; @echo $($*)' "mp-print-$2"
+}
+
+# The files (and symlinks) under $DEST, relative to it, sorted.
+installed() {
+	(cd "$DEST" && find . ! -type d | sed 's|^\.||' | sort)
+}
+
+@test "make install puts exactly the binary, the man page, the PAM file and the four units under DESTDIR" {
+	local sbindir mandir sysconfdir unitdir u want
+	sbindir=$(var "$MP_BUILDDIR" sbindir)
+	mandir=$(var "$MP_BUILDDIR" mandir)
+	sysconfdir=$(var "$MP_BUILDDIR" sysconfdir)
+	unitdir=$(var "$MP_BUILDDIR" systemdsystemunitdir)
+	[[ $sbindir == /* && $mandir == /* && $sysconfdir == /* ]] || fail "odd directories: $sbindir $mandir $sysconfdir"
+	mk -C "$MP_BUILDDIR" install DESTDIR="$DEST"
+
+	want=("$sbindir/maildir-pop3d" "$mandir/man8/maildir-pop3d.8" "$sysconfdir/pam.d/maildir-pop3d")
+	if [[ -n $unitdir ]]; then
+		for u in "${UNITS[@]}"; do
+			want+=("$unitdir/$u")
+		done
+	fi
+	run installed
+	assert_output "$(printf '%s\n' "${want[@]}" | sort)"
+
+	[[ -x $DEST$sbindir/maildir-pop3d ]]
+	run "$DEST$sbindir/maildir-pop3d" --version
+	assert_success
+	assert_line --index 0 --regexp '^maildir-pop3d [0-9]'
+	cmp "$SRCDIR/doc/maildir-pop3d.8" "$DEST$mandir/man8/maildir-pop3d.8"
+	cmp "$SRCDIR/pam.d/maildir-pop3d" "$DEST$sysconfdir/pam.d/maildir-pop3d"
+	run stat -c %a "$DEST$sysconfdir/pam.d/maildir-pop3d" "$DEST$mandir/man8/maildir-pop3d.8"
+	assert_output $'644\n644'
+}
+
+@test "the installed service units start the installed binary: @sbindir@ is substituted" {
+	local sbindir unitdir u
+	sbindir=$(var "$MP_BUILDDIR" sbindir)
+	unitdir=$(var "$MP_BUILDDIR" systemdsystemunitdir)
+	[[ -n $unitdir ]] || skip "this build installs no units (--with-systemdsystemunitdir=no)"
+	mk -C "$MP_BUILDDIR" install DESTDIR="$DEST"
+	for u in "${UNITS[@]}"; do
+		run grep -c '@[a-z_]*@' "$DEST$unitdir/$u"
+		assert_output 0	# nothing left unsubstituted
+	done
+	for u in maildir-pop3d@.service maildir-pop3ds@.service; do
+		run grep '^ExecStart=' "$DEST$unitdir/$u"
+		assert_success
+		assert_equal "${#lines[@]}" 1
+		[[ ${lines[0]} == "ExecStart=$sbindir/maildir-pop3d" || ${lines[0]} == "ExecStart=$sbindir/maildir-pop3d "* ]] ||
+			fail "$u: ${lines[0]}"
+	done
+	# The sockets are copied as they are.
+	cmp "$SRCDIR/systemd/maildir-pop3d.socket" "$DEST$unitdir/maildir-pop3d.socket"
+	cmp "$SRCDIR/systemd/maildir-pop3ds.socket" "$DEST$unitdir/maildir-pop3ds.socket"
+}
+
+@test "make uninstall removes every installed file" {
+	mk -C "$MP_BUILDDIR" install DESTDIR="$DEST"
+	mk -C "$MP_BUILDDIR" uninstall DESTDIR="$DEST"
+	run installed
+	assert_output ''
+}
+
+@test "configure --with-systemdsystemunitdir=no installs no unit" {
+	[[ ! -e $SRCDIR/config.status ]] ||
+		skip "the source tree is configured in place; a second build from it is refused"
+	local b=$BATS_TEST_TMPDIR/build-nounits unitdir
+	mkdir -p "$b"
+	(cd "$b" && "$SRCDIR/configure" -q --with-systemdsystemunitdir=no --without-systemd --without-openssl) \
+		>"$BATS_TEST_TMPDIR/configure.log" 2>&1 || fail "configure failed: $(tail -20 "$BATS_TEST_TMPDIR/configure.log")"
+	unitdir=$(var "$b" systemdsystemunitdir)
+	assert_equal "$unitdir" ''
+	# The data files are enough to see it; the binary need not be built for that.
+	mk -C "$b" install-data DESTDIR="$DEST"
+	run installed
+	assert_output "$(printf '%s\n' "$(var "$b" mandir)/man8/maildir-pop3d.8" "$(var "$b" sysconfdir)/pam.d/maildir-pop3d" | sort)"
+	run find "$DEST" -name '*.socket' -o -name '*.service'
+	assert_output ''
+}
