@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "lineio.h"
 
 static ssize_t
@@ -75,45 +76,10 @@ lineio_set_transport(struct lineio *l, const struct lineio_ops *ops, void *ctx)
 	l->ctx = ctx;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits until fd is ready for ev or the deadline passes: 0, or -1 with
- * errno ETIMEDOUT or the poll error. */
-static int
-wait_fd(int fd, short ev, long long deadline)
-{
-	struct pollfd pfd;
-	long long left;
-	int r;
-
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		pfd.fd = fd;
-		pfd.events = ev;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (r > 0)
-			return 0;	/* readable, writable, or HUP/ERR: let I/O tell */
-		if (r == -1 && errno != EINTR)
-			return -1;
-	}
-}
-
 static int
 flush_out(struct lineio *l)
 {
-	long long deadline = now_ms() + l->timeout_ms;
+	long long deadline = deadline_in_ms(l->timeout_ms);
 	size_t off = 0;
 	short want;
 	ssize_t n;
@@ -128,7 +94,7 @@ flush_out(struct lineio *l)
 			continue;
 		}
 		if (n == -1 && errno == EAGAIN &&
-		    wait_fd(want == POLLIN ? l->rfd : l->wfd, want, deadline) == 0)
+		    deadline_wait_fd(want == POLLIN ? l->rfd : l->wfd, want, deadline) == 0)
 			continue;
 		l->failed = true;
 		l->out_len = 0;
@@ -242,7 +208,7 @@ fill(struct lineio *l, long long deadline)
 	}
 	for (;;) {
 		if (!l->ops->pending(l->ctx)) {
-			if (wait_fd(l->rfd, POLLIN, deadline) == -1)
+			if (deadline_wait_fd(l->rfd, POLLIN, deadline) == -1)
 				return -1;
 		}
 		want = POLLIN;
@@ -255,7 +221,7 @@ fill(struct lineio *l, long long deadline)
 			return 0;
 		if (errno != EAGAIN)
 			return -1;
-		if (want == POLLOUT && wait_fd(l->wfd, POLLOUT, deadline) == -1)
+		if (want == POLLOUT && deadline_wait_fd(l->wfd, POLLOUT, deadline) == -1)
 			return -1;
 	}
 }
@@ -263,7 +229,7 @@ fill(struct lineio *l, long long deadline)
 enum lineio_status
 lineio_read_line(struct lineio *l, size_t limit, char **line_r, size_t *len_r)
 {
-	long long deadline = now_ms() + l->timeout_ms;
+	long long deadline = deadline_in_ms(l->timeout_ms);
 	char *start, *nl;
 	size_t len;
 	int r;

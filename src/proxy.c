@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "pop3d-limits.h"
+#include "deadline.h"
 #include "proxy.h"
 
 /* Spec section 2.2: the 12-octet v2 signature, then ver_cmd, fam, 2-octet length. */
@@ -398,18 +399,6 @@ want_more(const unsigned char *buf, size_t have)
 	return V2_HDR_LEN + ((size_t)buf[14] << 8 | buf[15]) - have;
 }
 
-static int
-remaining_ms(const struct timespec *deadline)
-{
-	struct timespec now;
-	long long ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms < 0 ? 0 : ms > 0x7FFFFFFF ? 0x7FFFFFFF : (int)ms;
-}
-
 /*
  * Exact-size reads rather than recv(MSG_PEEK): a peek cannot wait for more
  * data (poll() stays readable while a partial header sits in the buffer, so
@@ -424,42 +413,20 @@ int
 proxy_read_header(int fd, int timeout_ms, struct proxy_info *info)
 {
 	unsigned char buf[V2_HDR_LEN + LIMIT_PROXY_V2_BODY];
-	struct timespec deadline;
-	struct pollfd pfd;
+	long long deadline;
 	size_t have = 0, want;
 	ssize_t got;
-	int wait_ms, rc;
 
 	memset(info, 0, sizeof(*info));
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	if (timeout_ms >= 0) {
-		deadline.tv_sec += timeout_ms / 1000;
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (deadline.tv_nsec >= 1000000000) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000;
-		}
-	}
+	deadline = deadline_in_ms(timeout_ms);
 	for (;;) {
 		want = want_more(buf, have);
 		if (want == 0 || want > sizeof(buf) - have) {
 			errno = EPROTO;	/* cannot happen after NEED_MORE */
 			return -1;
 		}
-		wait_ms = timeout_ms < 0 ? -1 : remaining_ms(&deadline);
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		rc = poll(&pfd, 1, wait_ms);
-		if (rc == -1) {
-			if (errno == EINTR)
-				continue;
+		if (deadline_wait_fd(fd, POLLIN, deadline) == -1)
 			return -1;
-		}
-		if (rc == 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
 		got = read(fd, buf + have, want);
 		if (got == -1) {
 			if (errno == EINTR || errno == EAGAIN ||

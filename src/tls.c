@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "deadline.h"
 #include "lineio.h"
 #include "log.h"
 #include "pop3d-limits.h"
@@ -238,52 +239,6 @@ fail:
 	return -1;
 }
 
-static void
-deadline_in(struct timespec *deadline, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, deadline);
-	deadline->tv_sec += ms / 1000;
-	deadline->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (deadline->tv_nsec >= 1000000000) {
-		deadline->tv_sec++;
-		deadline->tv_nsec -= 1000000000;
-	}
-}
-
-static int
-remaining_ms(const struct timespec *deadline)
-{
-	struct timespec now;
-	long long ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	if (ms < 0)
-		return 0;
-	return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
-/* 1: fd ready (or in error: the next SSL call says which), 0: deadline
- * passed, -1: poll failed. */
-static int
-wait_fd(int fd, short events, int timeout_ms, const struct timespec *deadline)
-{
-	struct pollfd pfd;
-	int n;
-
-	for (;;) {
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		n = poll(&pfd, 1, timeout_ms < 0 ? -1 : remaining_ms(deadline));
-		if (n >= 0)
-			return n > 0;
-		if (errno != EINTR)
-			return -1;
-	}
-}
-
 /* The private key is needed for the handshake only; after it, drop every
  * reference so that OpenSSL frees and wipes it. */
 static void
@@ -300,7 +255,7 @@ tls_accept(int fd, int timeout_ms, const char *peer)
 {
 	char rbuf[256], reason[LIMIT_TLS_LOG_FIELD], rhost[LIMIT_TLS_LOG_FIELD];
 	struct tls_conn *c;
-	struct timespec deadline;
+	long long deadline;
 	const char *why = NULL;
 	int flags, rc, saved;
 
@@ -327,7 +282,7 @@ tls_accept(int fd, int timeout_ms, const char *peer)
 		goto fail;
 	}
 
-	deadline_in(&deadline, timeout_ms < 0 ? 0 : timeout_ms);
+	deadline = deadline_in_ms(timeout_ms);
 	for (;;) {
 		short events;
 
@@ -354,13 +309,8 @@ tls_accept(int fd, int timeout_ms, const char *peer)
 			why = ssl_reason(rbuf, sizeof rbuf, "protocol error");
 			goto fail;
 		}
-		rc = wait_fd(fd, events, timeout_ms, &deadline);
-		if (rc == 0) {
-			why = "timeout";
-			goto fail;
-		}
-		if (rc == -1) {
-			why = strerror(errno);
+		if (deadline_wait_fd(fd, events, deadline) == -1) {
+			why = errno == ETIMEDOUT ? "timeout" : strerror(errno);
 			goto fail;
 		}
 	}
@@ -489,20 +439,20 @@ tls_cipher(const struct tls_conn *c)
 void
 tls_shutdown(struct tls_conn *c)
 {
-	struct timespec deadline;
+	long long deadline;
 	int rc;
 
 	if (c == NULL)
 		return;
 	if (!c->failed) {
-		deadline_in(&deadline, LIMIT_TLS_SHUTDOWN_MS);
+		deadline = deadline_in_ms(LIMIT_TLS_SHUTDOWN_MS);
 		for (;;) {
 			ERR_clear_error();
 			/* 0: our close_notify is out; the peer's is not awaited. */
 			if ((rc = SSL_shutdown(c->ssl)) >= 0)
 				break;
 			if (SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_WRITE ||
-			    wait_fd(c->fd, POLLOUT, LIMIT_TLS_SHUTDOWN_MS, &deadline) != 1)
+			    deadline_wait_fd(c->fd, POLLOUT, deadline) == -1)
 				break;
 		}
 	}
