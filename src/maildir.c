@@ -505,8 +505,16 @@ size_from_file(struct maildir *md, const int sub[2], struct msg *m)
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
 	if (fd == -1 && errno == EPERM)
 		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd == -1)
-		return errno == ENOENT || errno == ELOOP ? -1 : 1;
+	if (fd == -1) {
+		if (errno == ENOENT || errno == ELOOP)
+			return -1;
+		/* Unreadable (EACCES...): its file size stands in for now. */
+		if (!(m->flags & MSG_STAT) && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			m->st_size = (uint64_t)st.st_size;
+			m->mtime = mtime_ns(&st);
+		}
+		return 1;
+	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return -1;
@@ -528,7 +536,7 @@ cacheable(const struct maildir *md, uint32_t idx)
 {
 	const struct msg *m = &md->msgs[idx];
 
-	return !(m->flags & MSG_NOCACHE) &&
+	return !(m->flags & MSG_NOCACHE) && m->mtime >= 0 &&
 	    sizecache_key_ok(maildir_name(md, idx), m->uniq_len);
 }
 

@@ -335,10 +335,40 @@ stamp() {	# inode, size and mtime (ns) of the cache file (mp_own's chown changes
 		deliver_text "100000009$round.M9${round}P1.host" 'Subject: round %s\n\nbody\n' "$round"
 		want_list >"$MP_T/want"
 		mp_own
+		# Meanwhile a reader checks that the cache is never seen half written.
+		python3 - "$MP_LIB" "$CACHE" "$MP_T/stop" >"$MP_T/watch" <<-'PY' &
+		import os, sys, time
+		sys.path.insert(0, sys.argv[1])
+		import sizecache
+		seen = bad = 0
+		open(sys.argv[3] + ".ready", "w").close()
+		while True:
+		    done = os.path.exists(sys.argv[3])
+		    try:
+		        sizecache.check(sys.argv[2])
+		        seen += 1
+		    except FileNotFoundError:
+		        pass
+		    except ValueError as e:
+		        bad += 1
+		        print("torn:", e)
+		    if done:
+		        break
+		    time.sleep(0.0005)
+		print(f"valid reads {seen}, invalid {bad}")
+		PY
+		watcher=$!
+		while [ ! -e "$MP_T/stop.ready" ]; do sleep 0.01; done
 		for i in $(seq 20); do
 			printf 'LIST\r\nQUIT\r\n' | "${MP_AS[@]}" "$MAILDIR_POP3D" -p -m "$MD" >"$MP_T/out.$i" 2>&1 &
 		done
-		wait
+		for i in $(seq 20); do
+			wait %$((i + 1))
+		done
+		touch "$MP_T/stop"
+		wait "$watcher"
+		rm "$MP_T/stop" "$MP_T/stop.ready"
+		grep -q -E '^valid reads [1-9][0-9]*, invalid 0$' "$MP_T/watch" || fail "a reader saw a torn cache: $(cat "$MP_T/watch")"
 		for i in $(seq 20); do
 			got=$(tr -d '\r' <"$MP_T/out.$i" | sed -n '/^+OK [0-9]* messages (/,/^\.$/p')
 			[ "$got" = "$(cat "$MP_T/want")" ] || fail "round $round, session $i: wrong LIST"

@@ -24,14 +24,22 @@ WORDS = ("the of and to in is you that it he was for on are as with his they at 
          "little very after words called just where most know").split()
 
 
+_POOL = []
+
+
 def body_lines(rng, want):
+    """Lines of text totalling at least want octets, from a pool made once (fast)."""
+    if not _POOL:
+        prng = random.Random(7)
+        for _ in range(4096):
+            line = " ".join(prng.choice(WORDS) for _ in range(prng.randint(5, 15)))[:78]
+            if prng.random() < 0.02:
+                line = "." + line
+            _POOL.append(line)
     out = []
     n = 0
     while n < want:
-        k = rng.randint(5, 15)
-        line = " ".join(rng.choice(WORDS) for _ in range(k))[:78]
-        if rng.random() < 0.02:
-            line = "." + line
+        line = _POOL[rng.getrandbits(12)]
         out.append(line)
         n += len(line) + 1
     return out
@@ -105,8 +113,9 @@ def main():
         # A delivery every ~7 s, several per second now and then, as a busy box gets them.
         t = t0 + i * 7 - (i % 5)
         name = f"{t}.M{rng.randint(0, 999999)}P{1000 + i % 30000}Q{i}.bench{info}"
-        with open(os.path.join(d, sub, name), "wb") as f:
-            f.write(message(rng, i, size))
+        fd = os.open(os.path.join(d, sub, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, message(rng, i, size))
+        os.close(fd)
     return 0
 
 

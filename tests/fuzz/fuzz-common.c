@@ -30,9 +30,9 @@ fuzz_has_prefix(const char *s, const char *prefix)
 /* ---- syslog: the fuzz binaries define it, so the daemon's log.c calls
  * this instead of flooding the host's log; every line is checked. ---- */
 
-#define LOG_KEEP	64
-static char log_lines[LOG_KEEP][160];
-static unsigned log_n;
+/* Every line of the current session, however many. */
+static char (*log_lines)[160];
+static size_t log_n, log_cap;
 
 void
 fuzz_log_reset(void)
@@ -43,9 +43,9 @@ fuzz_log_reset(void)
 unsigned
 fuzz_log_count(const char *prefix)
 {
-	unsigned i, c = 0;
+	unsigned c = 0;
 
-	for (i = 0; i < log_n && i < LOG_KEEP; i++)
+	for (size_t i = 0; i < log_n; i++)
 		if (fuzz_has_prefix(log_lines[i], prefix))
 			c++;
 	return c;
@@ -64,9 +64,13 @@ sink(int pri, const char *fmt, va_list ap)
 	 * (client text is sanitised before it is logged). */
 	for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
 		FUZZ_CHECK(*p >= 0x20 && *p < 0x7f, "log line with a control or non-ASCII octet");
-	if (log_n < LOG_KEEP)
-		snprintf(log_lines[log_n], sizeof(log_lines[0]), "%s", msg);
-	log_n++;
+	if (log_n == log_cap) {
+		log_cap = log_cap ? log_cap * 2 : 256;
+		log_lines = realloc(log_lines, log_cap * sizeof(*log_lines));
+		if (log_lines == NULL)
+			abort();
+	}
+	snprintf(log_lines[log_n++], sizeof(log_lines[0]), "%s", msg);
 }
 
 void

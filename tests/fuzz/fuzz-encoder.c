@@ -150,6 +150,8 @@ top_len(const struct buf *w, uint64_t lines)
 	return w->len;
 }
 
+static int memfd = -1;
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -188,14 +190,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (want.len == 0 || memcmp(sized.p, want.p, want.len) == 0),
 	    "sizing run differs from the model");
 
-	/* The size LIST reports, read from a file as the server does. */
-	fd = memfd_create("fuzz-encoder-msg", MFD_CLOEXEC);
-	if (fd != -1) {
-		if (write(fd, msg, len) == (ssize_t)len && lseek(fd, 0, SEEK_SET) == 0) {
-			FUZZ_CHECK(maildir_size_fd(fd, &fd_size) == 0, "maildir_size_fd failed on a memory file");
-			FUZZ_CHECK(fd_size == want.len, "maildir_size_fd differs from RETR's size");
-		}
-		close(fd);
+	/* The size LIST reports, read from a file as the server does (one
+	 * memory file for the process, emptied for each input). */
+	if (memfd == -1)
+		memfd = memfd_create("fuzz-encoder-msg", MFD_CLOEXEC);
+	fd = memfd;
+	if (fd != -1 && ftruncate(fd, 0) == 0 && pwrite(fd, msg, len, 0) == (ssize_t)len &&
+	    lseek(fd, 0, SEEK_SET) == 0) {
+		FUZZ_CHECK(maildir_size_fd(fd, &fd_size) == 0, "maildir_size_fd failed on a memory file");
+		FUZZ_CHECK(fd_size == want.len, "maildir_size_fd differs from RETR's size");
 	}
 
 	/* TOP: exactly the header, the blank line and n body lines of what

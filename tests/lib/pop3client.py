@@ -24,6 +24,7 @@ import socket
 import sys
 import threading
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (read-only in distcheck)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pop3enc  # noqa: E402
 
