@@ -160,8 +160,11 @@ auth_pam_check(const char *service, const char *user, const char *password,
 		snprintf(reason_r, reason_size, "pam_start: %s", pam_strerror(pamh, rc));
 		return AUTH_SYSERR;
 	}
-	/* For pam_access, pam_faillock and fail2ban's PAM filter. */
-	if (pam_set_item(pamh, PAM_RHOST, rhost) != PAM_SUCCESS ||
+	/* For pam_access, pam_faillock and fail2ban's PAM filter.  A local
+	 * peer has no address: "local" as PAM_RHOST would only send libaudit
+	 * looking it up in the DNS. */
+	if ((strcmp(rhost, "local") != 0 &&
+	    pam_set_item(pamh, PAM_RHOST, rhost) != PAM_SUCCESS) ||
 	    pam_set_item(pamh, PAM_TTY, "pop3") != PAM_SUCCESS ||
 	    pam_set_item(pamh, PAM_FAIL_DELAY, (const void *)no_delay) != PAM_SUCCESS) {
 		res = AUTH_SYSERR;

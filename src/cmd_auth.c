@@ -190,6 +190,9 @@ login(struct session *s, const char *user, const char *password, const char *met
 		log_sanitize(clean, sizeof(clean), canon, strlen(canon));
 		log_warnx("login refused: user=<%s> rhost=<%s> reason=<not running as root>",
 		    clean, s->peer);
+		/* Counted and delayed like a failure: no session may ask
+		 * PAM about other accounts without limit. */
+		auth_failed_quietly(s, started);
 		reply_err(r, "SYS/PERM", "Not running as root: only the invoking user can be served.");
 		return;
 	}

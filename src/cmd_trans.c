@@ -116,13 +116,17 @@ body_message(struct session *s)
 		n = read(s->body_fd, in, sizeof(in));
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			if (n == -1)
-				/* The +OK is out; all we can do is end the
-				 * answer cleanly and say so in the log. */
-				log_warn("read error in message %" PRIu32, s->body_idx + 1);
+		if (n == -1) {
+			/* The +OK is out.  Ending the answer with "." would
+			 * pass a truncated message off as whole (and a
+			 * client may DELE it next): end the session instead. */
+			log_warn("read error in message %" PRIu32 ", closing the connection",
+			    s->body_idx + 1);
+			s->io.failed = true;
 			break;
 		}
+		if (n == 0)
+			break;
 		for (off = 0, len = (size_t)n; off < len && !e.done; ) {
 			size_t room = lineio_room(&s->io), part;
 
@@ -152,7 +156,7 @@ body_message(struct session *s)
 	} else {
 		s->retr_count++;
 		s->retr_octets += e.size;
-		if (e.size != s->md.msgs[s->body_idx].size)
+		if (!s->io.failed && e.size != s->md.msgs[s->body_idx].size)
 			/* The file changed under us (someone rewrote it):
 			 * what was sent is what the file holds now. */
 			log_warnx("message %" PRIu32 " size changed: listed %" PRIu64 ", sent %" PRIu64,

@@ -110,7 +110,7 @@ is_socket(int fd)
 enum conn_result
 conn_detect(struct conn *c)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
 	socklen_t len = sizeof(ss);
 	const char *lf = getenv("LISTEN_FDS");
 

@@ -17,7 +17,7 @@ log_init(const char *ident)
 	openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
-static void
+__attribute__((format(printf, 2, 0))) static void
 vlog(int pri, const char *fmt, va_list ap, int errnum)
 {
 	char msg[1024];

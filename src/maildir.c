@@ -295,7 +295,7 @@ scan_dir(struct scan *s, int which)
 			s->full = true;
 			break;
 		}
-		if (md->count == s->cap && grow(s) == -1)
+		if ((md->count >= s->cap || s->ord == NULL) && grow(s) == -1)
 			goto fail;
 		m = &md->msgs[md->count];
 		if (arena_add(md, de->d_name, len, &m->name_off) == -1)
@@ -424,7 +424,7 @@ sort_msgs(struct scan *s, uint64_t **deliv_r)
 	uint32_t i, j, n = 0;
 
 	*deliv_r = NULL;
-	if (md->count == 0)
+	if (md->count == 0 || ord == NULL)
 		return 0;
 	if (sort_order(md, ord, md->count) == -1)
 		return -1;
@@ -573,7 +573,7 @@ size_all(struct maildir *md, const uint64_t *deliv)
 	have = sizecache_reader_next(&r, &e);
 	if (have)
 		e_delivery = maildir_delivery(r.buf + e.key_off, e.key_len);
-	for (i = 0; i < md->count; i++) {
+	for (i = 0; deliv != NULL && i < md->count; i++) {
 		struct msg *m = &md->msgs[i];
 		const char *name = maildir_name(md, i);
 		uint64_t delivery = deliv[i];

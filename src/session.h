@@ -36,7 +36,7 @@ enum state {
 enum session_end { END_QUIT, END_EOF, END_TIMEOUT, END_ERROR, END_LIMIT };
 
 struct session {
-	struct lineio		 io;
+	struct lineio		 io;		/* first: session_init skips its buffers */
 	const struct options	*opt;
 	enum state		 state;
 	enum session_end	 end;

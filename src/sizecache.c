@@ -107,7 +107,10 @@ sizecache_reader_from(struct sizecache_reader *r, char *buf, size_t len)
 			return;
 		want_sum = want_sum << 4 | (uint64_t)d;
 	}
-	if (p + 1 != end || want_count > LIMIT_MESSAGES)
+	/* The count sizes the table: it may not claim more entries than the
+	 * file has room for ("k 0 0 0 0\n" is the shortest). */
+	if (p + 1 != end || want_count > LIMIT_MESSAGES ||
+	    want_count > (uint64_t)(trailer - (buf + MAGIC_LEN)) / 10)
 		return;
 	if (sizecache_fnv64(buf, (size_t)(trailer - buf), FNV64_BASIS) != want_sum)
 		return;		/* corrupt, or a torn write that slipped through */

@@ -75,10 +75,16 @@ tmp_keep() {
 	local port keep i args=()
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	mapfile -t keep < <(tmp_keep "$MAILDIR_POP3D" "$MP_SYSLOG_SHIM" "$T")
-	# shellcheck disable=SC2046 # cwrap_env_prefix is meant to be split (no blanks in it)
-	cwrap_unwrapped systemd-socket-activate --inetd -a -l "127.0.0.1:$port" \
-		sh "$MP_LIB/privtmp.sh" "${keep[@]}" -- $(cwrap_env_prefix) "$MAILDIR_POP3D" \
-		</dev/null >/dev/null 2>"$T/launcher.log" 3>&- &
+	local envp
+	envp=$(cwrap_env_prefix)
+	# A subshell that execs the launcher, so that $! is the launcher's own pid (a
+	# function in the background would leave it running after teardown's kill).
+	# shellcheck disable=SC2086 # the env prefix is meant to be split (no blanks in it)
+	(
+		unset "${CWRAP_VARS[@]}"
+		exec systemd-socket-activate --inetd -a -l "127.0.0.1:$port" \
+			sh "$MP_LIB/privtmp.sh" "${keep[@]}" -- $envp "$MAILDIR_POP3D"
+	) </dev/null >/dev/null 2>"$T/launcher.log" 3>&- &
 	LAUNCHER=$!
 	for ((i = 0; i < 200; i++)); do
 		grep -q 'Listening on' "$T/launcher.log" 2>/dev/null && break

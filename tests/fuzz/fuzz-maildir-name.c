@@ -10,7 +10,7 @@
 #include "maildir.h"
 #include "sizecache.h"
 
-#define CACHE_MAGIC	"maildir-pop3d size cache v1\n"
+#include <sanitizer/allocator_interface.h>
 
 static void
 check_names(const char *name, size_t len, size_t outsize)
@@ -108,103 +108,167 @@ check_names(const char *name, size_t len, size_t outsize)
 	free(seen);
 }
 
+/* The largest single allocation while a cache image is parsed: a file may
+ * announce any count in its trailer, and the memory taken must follow what
+ * the file holds, not what it claims. */
+static size_t max_alloc;
+static bool watching;
+
+static void
+on_malloc(const volatile void *p, size_t size)
+{
+	(void)p;
+	if (watching && size > max_alloc)
+		max_alloc = size;
+}
+
+static void
+on_free(const volatile void *p)
+{
+	(void)p;
+}
+
 /* Entries of a parsed cache written back and parsed again give the same. */
 static void
 round_trip(const struct sizecache *c)
 {
 	struct sizecache_writer w;
 	struct sizecache d;
-	char trailer[64];
 	uint32_t i;
-	int n;
 
 	sizecache_writer_init(&w);
 	for (i = 0; i < c->count; i++) {
 		const struct sizecache_entry *e = &c->ents[i];
 
-		sizecache_writer_add(&w, c->buf + e->key_off, e->key_len, e->st_size, e->mtime, e->size);
+		FUZZ_CHECK(sizecache_key_ok(c->buf + e->key_off, e->key_len), "a parsed key is not writable");
+		sizecache_writer_put(&w, c->buf + e->key_off, e->key_len, e->ino, e->st_size, e->mtime, e->size);
 	}
-	if (w.len == 0) {
+	if (sizecache_writer_finish(&w) == -1) {
 		free(w.buf);
-		return;
+		return;		/* out of memory */
 	}
-	FUZZ_CHECK(!w.oom && w.count == c->count, "writer dropped a parsed entry");
-	n = snprintf(trailer, sizeof(trailer), "end %u %016" PRIx64 "\n", w.count,
-	    sizecache_fnv64(w.buf, w.len, FNV64_BASIS));
-	char *img = malloc(w.len + (size_t)n + 1);
+	FUZZ_CHECK(w.count == c->count, "writer dropped a parsed entry");
+	/* parse takes the buffer, with its spare octet for the NUL */
+	char *img = malloc(w.len + 1);
 
 	if (img == NULL)
 		abort();
 	memcpy(img, w.buf, w.len);
-	memcpy(img + w.len, trailer, (size_t)n);
-	img[w.len + (size_t)n] = '\0';
-	sizecache_parse(&d, img, w.len + (size_t)n);
+	img[w.len] = '\0';
+	sizecache_parse(&d, img, w.len);
 	FUZZ_CHECK(d.count == c->count, "a written cache does not parse back");
 	for (i = 0; i < d.count; i++) {
 		const struct sizecache_entry *a = &c->ents[i], *b = &d.ents[i];
 
 		FUZZ_CHECK(a->key_len == b->key_len && memcmp(c->buf + a->key_off, d.buf + b->key_off, a->key_len) == 0 &&
-		    a->st_size == b->st_size && a->mtime == b->mtime && a->size == b->size,
+		    a->ino == b->ino && a->st_size == b->st_size && a->mtime == b->mtime && a->size == b->size,
 		    "a written cache entry parses back differently");
 	}
 	sizecache_free(&d);
 	free(w.buf);
 }
 
+/* The streaming reader and the table agree entry by entry. */
 static void
-check_cache(const uint8_t *data, size_t size, bool fix_trailer)
+check_reader(const char *img, size_t len, const struct sizecache *c)
 {
+	struct sizecache_reader r;
+	struct sizecache_entry e;
+	char *copy = malloc(len + 1);
+	uint32_t n = 0;
+
+	if (copy == NULL)
+		abort();
+	memcpy(copy, img, len + 1);
+	sizecache_reader_from(&r, copy, len);
+	while (sizecache_reader_next(&r, &e)) {
+		FUZZ_CHECK(e.key_len > 0 && (size_t)e.key_off + e.key_len <= len, "reader key outside the file");
+		if (c->count > 0) {
+			const struct sizecache_entry *t = &c->ents[n];
+
+			FUZZ_CHECK(n < c->count && t->key_off == e.key_off && t->key_len == e.key_len &&
+			    t->ino == e.ino && t->st_size == e.st_size && t->mtime == e.mtime && t->size == e.size,
+			    "reader and table disagree");
+		}
+		n++;
+	}
+	/* The table holds the file only when every announced entry read. */
+	FUZZ_CHECK((c->count > 0) == (r.valid && !r.bad && n == r.count && n > 0),
+	    "table and reader disagree on whether the cache is usable");
+	sizecache_reader_close(&r);
+}
+
+static void
+check_cache(const uint8_t *data, size_t size, int mode)
+{
+	static const size_t magic_len = sizeof(SIZECACHE_MAGIC) - 1;
 	struct sizecache c;
 	size_t len = size;
-	char *buf;
+	char *buf, *img;
 
-	buf = malloc(size + 64 + sizeof(CACHE_MAGIC));
+	buf = malloc(size + 64 + magic_len);
 	if (buf == NULL)
 		abort();
 	memcpy(buf, data, size);
-	if (fix_trailer) {
-		/* Past the checksum: the lines as given, with the magic in front
-		 * when missing and a correct trailer behind. */
+	if (mode > 0) {
+		/* Past the checksum: the lines as given, with the magic in
+		 * front when missing and a correct trailer behind; mode 2
+		 * announces more entries than there are lines. */
 		size_t lines = 0;
 		int n;
 
-		if (size < sizeof(CACHE_MAGIC) - 1 || memcmp(buf, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1) != 0) {
-			memmove(buf + sizeof(CACHE_MAGIC) - 1, buf, size);
-			memcpy(buf, CACHE_MAGIC, sizeof(CACHE_MAGIC) - 1);
-			len += sizeof(CACHE_MAGIC) - 1;
+		if (size < magic_len || memcmp(buf, SIZECACHE_MAGIC, magic_len) != 0) {
+			memmove(buf + magic_len, buf, size);
+			memcpy(buf, SIZECACHE_MAGIC, magic_len);
+			len += magic_len;
 		}
 		if (buf[len - 1] != '\n')
 			buf[len++] = '\n';
-		for (size_t i = sizeof(CACHE_MAGIC) - 1; i < len; i++)
+		for (size_t i = magic_len; i < len; i++)
 			lines += buf[i] == '\n';
+		if (mode == 2)
+			lines = LIMIT_MESSAGES - (size % 1000);
 		n = snprintf(buf + len, 64, "end %zu %016" PRIx64 "\n", lines,
 		    sizecache_fnv64(buf, len, FNV64_BASIS));
 		len += (size_t)n;
 	}
 	buf[len] = '\0';
-	sizecache_parse(&c, buf, len);
+	img = malloc(len + 1);
+	if (img == NULL)
+		abort();
+	memcpy(img, buf, len + 1);
+
+	max_alloc = 0;
+	watching = true;
+	sizecache_parse(&c, buf, len);	/* owns buf from here on */
+	watching = false;
+	FUZZ_CHECK(max_alloc <= 64 * len + 4096, "cache parsing allocates far more than the file holds");
 	FUZZ_CHECK(c.count == 0 || c.buf == buf, "cache does not keep its buffer");
 	for (uint32_t i = 0; i < c.count; i++) {
 		const struct sizecache_entry *e = &c.ents[i];
 		uint64_t got = 0;
 
 		FUZZ_CHECK(e->key_len > 0 && (size_t)e->key_off + e->key_len <= len, "cache key outside the file");
-		FUZZ_CHECK(memchr(c.buf + e->key_off, ' ', e->key_len) == NULL &&
-		    memchr(c.buf + e->key_off, '\n', e->key_len) == NULL, "cache key with a space or newline");
+		FUZZ_CHECK(sizecache_key_ok(c.buf + e->key_off, e->key_len), "cache key with a space, newline or NUL");
 		if (sizecache_lookup(&c, c.buf + e->key_off, e->key_len, e->st_size, e->mtime, &got))
-			FUZZ_CHECK(got >= e->st_size && got <= 2 * e->st_size + 2, "cache lookup trusted an impossible size");
+			FUZZ_CHECK(sizecache_plausible(got, e->st_size), "cache lookup trusted an impossible size");
 	}
+	check_reader(img, len, &c);
 	if (c.count > 0)
 		round_trip(&c);
-	/* The parser owns buf from here on, failure or not. */
 	sizecache_free(&c);
+	free(img);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static bool hooked;
 	size_t outsize = 0, nlen;
 	char *name;
+
+	if (!hooked)
+		hooked = __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free) != 0;
 
 	/* The name: up to the first newline (one octet before it sets the
 	 * seen-name buffer size), the whole input for the cache. */
@@ -224,7 +288,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_names(name, nlen - 1, outsize);
 		free(name);
 	}
-	check_cache(data, size, false);
-	check_cache(data, size, true);
+	check_cache(data, size, 0);
+	check_cache(data, size, 1);
+	if (size > 0 && data[0] & 0x80)
+		check_cache(data, size, 2);
 	return 0;
 }
