@@ -16,11 +16,7 @@ load lib/realpam
 
 
 setup() {
-	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test}"
-	command -v systemd-socket-activate >/dev/null ||
-		fail "systemd-socket-activate is not installed (Debian: systemd)"
-	dp_cwrap "$BATS_TEST_TMPDIR/cw"
-	dp_alice
+	dp_launcher_setup
 	SSA_PIDS=()
 	SPAWNED=
 }

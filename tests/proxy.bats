@@ -22,11 +22,7 @@ V2_TCP6="$V2SIG"'\x21\x21\x00\x24\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x0
 V2_LOCAL="$V2SIG"'\x20\x00\x00\x00'
 
 setup() {
-	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test}"
-	command -v systemd-socket-activate >/dev/null ||
-		fail "systemd-socket-activate is not installed (Debian: systemd)"
-	dp_cwrap "$BATS_TEST_TMPDIR/cw"
-	dp_alice
+	dp_launcher_setup
 	# PAM_RHOST as the PAM stack sees it: pam_exec runs a script with the PAM items in its
 	# environment (pam_matrix does not show them).
 	PAM_ITEMS=$BATS_TEST_TMPDIR/pam-items

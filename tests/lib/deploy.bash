@@ -87,6 +87,16 @@ dp_alice() {
 	cp "$MD/new/1700000001.M1P1.test" "$BATS_TEST_TMPDIR/msg"
 }
 
+# dp_launcher_setup: what every systemd-socket-activate suite starts with: the binary,
+# the launcher, a cwrap directory in the test's temp dir and the user alice.
+dp_launcher_setup() {
+	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test}"
+	command -v systemd-socket-activate >/dev/null ||
+		fail "systemd-socket-activate is not installed (Debian: systemd)"
+	dp_cwrap "$BATS_TEST_TMPDIR/cw"
+	dp_alice
+}
+
 # dp_same FILE FORMAT [ARG...]: FILE holds exactly the printf-formatted bytes.
 dp_same() {
 	local file=$1
