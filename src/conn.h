@@ -12,13 +12,14 @@ struct conn {
 	bool			secure;		/* loopback, unix socket, pipe, tty */
 	struct sockaddr_storage	peer_sa;	/* AF_UNSPEC when unknown */
 	char			peer[64];	/* as logged: "192.0.2.7", "::1", "local" */
+	char			why[160];	/* CONN_NO_SYSTEMD: dlopen's reason */
 };
 
 enum conn_result {
 	CONN_OK,
 	CONN_LISTENING,		/* a listening socket: Accept=no */
 	CONN_BAD_FDS,		/* LISTEN_FDS announced something unusable */
-	CONN_NO_SYSTEMD,	/* LISTEN_FDS set but built without libsystemd */
+	CONN_NO_SYSTEMD,	/* LISTEN_FDS set, fd 0 not the connection, and no libsystemd */
 };
 
 enum conn_result conn_detect(struct conn *);

@@ -263,8 +263,13 @@ main(int argc, char **argv)
 	case CONN_BAD_FDS:
 		die(EX_CONFIG_, "LISTEN_FDS must pass exactly one connected stream socket (Accept=yes)");
 	case CONN_NO_SYSTEMD:
+#ifdef HAVE_SYSTEMD
+		die(EX_CONFIG_, "LISTEN_FDS is set but libsystemd could not be loaded (%s); "
+		    "install it or use StandardInput=socket", c.why);
+#else
 		die(EX_CONFIG_, "LISTEN_FDS is set but this maildir-pop3d was built without libsystemd; "
 		    "use StandardInput=socket");
+#endif
 	}
 	/* From here on only POP3 goes to the client: fd 2 may be the socket. */
 	if (fd_is_socket(2)) {

@@ -83,6 +83,56 @@ need_ipv6() {
 	dp_full_session ::1 "$PORT" '::1'
 }
 
+@test "LISTEN_FDS with the connection on fd 0 too (StandardInput=socket): served from fd 0, its copy on fd 3 closed, libsystemd not loaded" {
+	# systemd's Accept=yes with StandardInput=socket passes the connection on fd 0, fd 1 and,
+	# announced by LISTEN_FDS, fd 3.  A launcher doing exactly that over a socketpair:
+	# the session must work, and while it runs the daemon holds no fd 3 and has not mapped
+	# libsystemd (loading it is what the fd-3-only mode needs, and costs every session).
+	run python3 - "$BATS_TEST_TMPDIR/msg" "${CW_ENV[@]}" "$MAILDIR_POP3D" <<-'EOF'
+		import os, socket, sys
+		msg, cmd = sys.argv[1], sys.argv[2:]
+		a, b = socket.socketpair()
+		pid = os.fork()
+		if pid == 0:
+		    for fd in (0, 1, 3):
+		        os.dup2(b.fileno(), fd)
+		    os.environ["LISTEN_FDS"] = "1"
+		    os.environ["LISTEN_PID"] = str(os.getpid())	# env(1) execs in the same process
+		    os.execvp(cmd[0], cmd)
+		conn = "socket:[%d]" % os.fstat(b.fileno()).st_ino
+		b.close()
+		f = a.makefile("rb")
+		def cmdline(line):
+		    a.sendall(line.encode() + b"\r\n")
+		    return f.readline()
+		print("greeting", f.readline())
+		print("user", cmdline("USER alice")[:3])
+		print("pass", cmdline("PASS secret")[:3])
+		try:
+		    maps = open(f"/proc/{pid}/maps").read()
+		    print("libsystemd mapped:", "libsystemd" in maps)
+		    held = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd")
+		                  if os.readlink(f"/proc/{pid}/fd/{fd}") == conn)
+		    print("connection on fds:", held)
+		except PermissionError:
+		    print("proc: unreadable")	# a non-dumpable process of another user
+		print("quit", cmdline("QUIT")[:3])
+		print("eof", f.read())
+		print("status", os.waitpid(pid, 0)[1])
+	EOF
+	assert_success
+	[[ ${lines[*]} != *'proc: unreadable'* ]] ||
+		skip "only root can read a non-dumpable session's /proc entries (CI runs as root)"
+	assert_output "greeting b'+OK maildir-pop3d ready.\r\n'
+user b'+OK'
+pass b'+OK'
+libsystemd mapped: False
+connection on fds: [0, 1]
+quit b'+OK'
+eof b''
+status 0"
+}
+
 # ---- Accept=no ---------------------------------------------------------------------
 
 # refused MESSAGE OPTION...: the launcher with OPTION... hands over a socket the daemon must
