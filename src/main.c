@@ -188,7 +188,9 @@ parse_options(int argc, char **argv, struct options *o)
 		case 'V':
 			printf("maildir-pop3d %s\n", PACKAGE_VERSION);
 #ifdef HAVE_OPENSSL
-			printf("TLS: OpenSSL\n");
+			/* Only named here: loading it is for sessions with TLS. */
+			printf("TLS: OpenSSL, module %s%s\n", tls_module_path(),
+			    access(tls_module_path(), F_OK) == 0 ? "" : " (missing)");
 #else
 			printf("TLS: not built in\n");
 #endif

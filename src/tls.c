@@ -1,4 +1,4 @@
-/* TLS server side with OpenSSL: loads the certificate and key, does the handshake for STLS and implicit TLS, and carries lineio over TLS; runs as root before login (the handshake precedes authentication), the transport also as the user after. */
+/* The TLS module (tls.so, the only code linked with OpenSSL; dlopen()ed by tlsload.c when TLS is configured): loads the certificate and key, does the handshake for STLS and implicit TLS, and carries lineio over TLS; runs as root before login (the handshake precedes authentication), the transport also as the user after. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -25,7 +25,7 @@
 #include "lineio.h"
 #include "log.h"
 #include "pop3d-limits.h"
-#include "tls.h"
+#include "tls-module.h"
 
 struct tls_conn {
 	SSL	*ssl;
@@ -166,8 +166,10 @@ out:
 	return pkey;
 }
 
-int
-tls_init(const char *cert_file, const char *key_file, char *err, size_t errlen)
+/* What the functions below promise is in tls.h; the executable reaches them
+ * through mp_tls_module only (the one symbol the module exports). */
+static int
+tlsmod_init(const char *cert_file, const char *key_file, char *err, size_t errlen)
 {
 	char rbuf[256];
 	X509 *cert;
@@ -250,8 +252,8 @@ drop_key(SSL *ssl)
 	server_key = NULL;
 }
 
-struct tls_conn *
-tls_accept(int fd, int timeout_ms, const char *peer)
+static struct tls_conn *
+tlsmod_accept(int fd, int timeout_ms, const char *peer)
 {
 	char rbuf[256], reason[LIMIT_TLS_LOG_FIELD], rhost[LIMIT_TLS_LOG_FIELD];
 	struct tls_conn *c;
@@ -343,7 +345,7 @@ io_error(struct tls_conn *c, int rc, int saved, bool reading, short *want_r)
 		*want_r = POLLOUT;
 		errno = EAGAIN;
 		return -1;
-	case SSL_ERROR_ZERO_RETURN:	/* close_notify (or EOF, see tls_init) */
+	case SSL_ERROR_ZERO_RETURN:	/* close_notify (or EOF, see tlsmod_init) */
 		if (reading)
 			return 0;
 		errno = EPIPE;
@@ -418,26 +420,26 @@ tls_pending(void *ctx)
 	return !c->failed && (SSL_pending(c->ssl) > 0 || SSL_has_pending(c->ssl));
 }
 
-const struct lineio_ops tls_ops = {
+static const struct lineio_ops tlsmod_ops = {
 	.read = tls_read,
 	.write = tls_write,
 	.pending = tls_pending,
 };
 
-const char *
-tls_version(const struct tls_conn *c)
+static const char *
+tlsmod_version(const struct tls_conn *c)
 {
 	return SSL_get_version(c->ssl);
 }
 
-const char *
-tls_cipher(const struct tls_conn *c)
+static const char *
+tlsmod_cipher(const struct tls_conn *c)
 {
 	return SSL_get_cipher_name(c->ssl);
 }
 
-void
-tls_shutdown(struct tls_conn *c)
+static void
+tlsmod_shutdown(struct tls_conn *c)
 {
 	long long deadline;
 	int rc;
@@ -460,3 +462,14 @@ tls_shutdown(struct tls_conn *c)
 	ERR_clear_error();
 	free(c);
 }
+
+const struct mp_tls_module mp_tls_module = {
+	.abi = MP_TLS_MODULE_ABI,
+	.size = sizeof(struct mp_tls_module),
+	.init = tlsmod_init,
+	.accept = tlsmod_accept,
+	.ops = &tlsmod_ops,
+	.version = tlsmod_version,
+	.cipher = tlsmod_cipher,
+	.shutdown = tlsmod_shutdown,
+};

@@ -1,4 +1,4 @@
-/* TLS server side with OpenSSL (STLS and implicit TLS): context, handshake and a lineio transport; runs as root before login, the transport also as the user after. */
+/* TLS server side (STLS and implicit TLS): context, handshake and a lineio transport, implemented by the OpenSSL module (tls.c, tls.so) and reached through its loader (tlsload.c); runs as root before login, the transport also as the user after. */
 #ifndef MP_TLS_H
 #define MP_TLS_H
 
@@ -9,12 +9,21 @@
 struct tls_conn;
 
 /*
- * Builds the process's server context from a PEM certificate chain and a PEM
- * private key (TLS 1.2 minimum, the system's cipher policy, no compression,
- * no renegotiation, no session tickets or cache) and checks that the key
- * matches the certificate.  Encrypted keys are refused, never prompted for.
- * Returns 0, or -1 with a one-line reason naming the file in err[errlen].
- * Called once per process, before the greeting.
+ * The TLS module's path: $MAILDIR_POP3D_TLS_MODULE when set (and the process
+ * is not set-id: secure_getenv), else the compiled-in $(pkglibdir)/tls.so.
+ */
+const char	*tls_module_path(void);
+
+/*
+ * Loads the TLS module (so OpenSSL is mapped only by the processes that get
+ * here: those with TLS configured), then builds the process's server context
+ * from a PEM certificate chain and a PEM private key (TLS 1.2 minimum, the
+ * system's cipher policy, no compression, no renegotiation, no session
+ * tickets or cache) and checks that the key matches the certificate.
+ * Encrypted keys are refused, never prompted for.  Returns 0, or -1 with a
+ * one-line reason naming the file (or the module) in err[errlen].  Called
+ * once per process, before the greeting; the functions below only after it
+ * succeeded.
  */
 int	tls_init(const char *cert_file, const char *key_file, char *err, size_t errlen);
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
-# `make install DESTDIR=...` (DESIGN.md section 6): exactly the binary in $(sbindir), the man
-# page, the PAM file in $(sysconfdir)/pam.d and the four units, with @sbindir@ replaced by the
-# real path; `make uninstall` takes them all away again; --with-systemdsystemunitdir=no
-# installs no unit.  Runs in the build directory that `make check` tests (MP_BUILDDIR).
+# `make install DESTDIR=...` (DESIGN.md section 6): exactly the binary in $(sbindir), the TLS
+# module in $(pkglibdir) (built with OpenSSL), the man page, the PAM file in
+# $(sysconfdir)/pam.d and the four units, with @sbindir@ replaced by the real path; the
+# installed binary loads the installed module; `make uninstall` takes them all away again;
+# --with-systemdsystemunitdir=no installs no unit.  Runs in the build directory that
+# `make check` tests (MP_BUILDDIR).
 
 bats_load_library bats-support
 bats_load_library bats-assert
@@ -30,16 +32,27 @@ installed() {
 	(cd "$DEST" && find . ! -type d | sed 's|^\.||' | sort)
 }
 
-@test "make install puts exactly the binary, the man page, the PAM file and the four units under DESTDIR" {
-	local sbindir mandir sysconfdir unitdir u want
+# 0 if the build has TLS (the OpenSSL module).
+with_tls() {
+	[[ -n $(var "$MP_BUILDDIR" pkglib_LTLIBRARIES) ]]
+}
+
+@test "make install puts exactly the binary, the TLS module, the man page, the PAM file and the four units under DESTDIR" {
+	local sbindir mandir sysconfdir unitdir pkglibdir u want
 	sbindir=$(var "$MP_BUILDDIR" sbindir)
 	mandir=$(var "$MP_BUILDDIR" mandir)
 	sysconfdir=$(var "$MP_BUILDDIR" sysconfdir)
 	unitdir=$(var "$MP_BUILDDIR" systemdsystemunitdir)
-	[[ $sbindir == /* && $mandir == /* && $sysconfdir == /* ]] || fail "odd directories: $sbindir $mandir $sysconfdir"
+	pkglibdir=$(var "$MP_BUILDDIR" pkglibdir)
+	[[ $sbindir == /* && $mandir == /* && $sysconfdir == /* && $pkglibdir == /* ]] ||
+		fail "odd directories: $sbindir $mandir $sysconfdir $pkglibdir"
 	mk -C "$MP_BUILDDIR" install DESTDIR="$DEST"
 
 	want=("$sbindir/maildir-pop3d" "$mandir/man8/maildir-pop3d.8" "$sysconfdir/pam.d/maildir-pop3d")
+	# Only the module itself: it is loaded by its path, libtool's .la file is not installed.
+	if with_tls; then
+		want+=("$pkglibdir/tls.so")
+	fi
 	if [[ -n $unitdir ]]; then
 		for u in "${UNITS[@]}"; do
 			want+=("$unitdir/$u")
@@ -56,6 +69,40 @@ installed() {
 	cmp "$SRCDIR/pam.d/maildir-pop3d" "$DEST$sysconfdir/pam.d/maildir-pop3d"
 	run stat -c %a "$DEST$sysconfdir/pam.d/maildir-pop3d" "$DEST$mandir/man8/maildir-pop3d.8"
 	assert_output $'644\n644'
+	if with_tls; then
+		# The binary looks for the module where it is installed (without DESTDIR); make
+		# check points the variable at the build tree's.
+		run env -u MAILDIR_POP3D_TLS_MODULE "$DEST$sbindir/maildir-pop3d" --version
+		assert_line --index 1 --partial "TLS: OpenSSL, module $pkglibdir/tls.so"
+		run nm -D --defined-only "$DEST$pkglibdir/tls.so"
+		assert_success
+		assert_output --regexp '^[0-9a-f]+ [DR] mp_tls_module$'	# its one symbol
+	fi
+}
+
+@test "the installed binary loads the installed TLS module: STLS is offered, and OpenSSL is linked into the module only" {
+	local sbindir pkglibdir
+	with_tls || skip "built without OpenSSL: no TLS module"
+	command -v openssl >/dev/null || fail "openssl is not installed (Debian: openssl)"
+	sbindir=$(var "$MP_BUILDDIR" sbindir)
+	pkglibdir=$(var "$MP_BUILDDIR" pkglibdir)
+	mk -C "$MP_BUILDDIR" install DESTDIR="$DEST"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+		-keyout "$BATS_TEST_TMPDIR/key.pem" -out "$BATS_TEST_TMPDIR/cert.pem" 2>/dev/null
+	# Installed under DESTDIR, the module is not where the binary looks: the variable says.
+	run env MAILDIR_POP3D_TLS_MODULE="$DEST$pkglibdir/tls.so" "$DEST$sbindir/maildir-pop3d" \
+		--tls-cert="$BATS_TEST_TMPDIR/cert.pem" --tls-key="$BATS_TEST_TMPDIR/key.pem" \
+		< <(printf 'CAPA\r\nQUIT\r\n')
+	assert_success
+	assert_line $'STLS\r'
+	run env MAILDIR_POP3D_TLS_MODULE=/nonexistent/tls.so "$DEST$sbindir/maildir-pop3d" \
+		--tls-cert="$BATS_TEST_TMPDIR/cert.pem" --tls-key="$BATS_TEST_TMPDIR/key.pem" </dev/null
+	assert_equal "$status" 78
+	run readelf -d "$DEST$sbindir/maildir-pop3d"
+	refute_output --partial libssl
+	refute_output --partial libcrypto
+	run readelf -d "$DEST$pkglibdir/tls.so"
+	assert_output --partial 'Shared library: [libssl.so'
 }
 
 @test "the installed service units start the installed binary: @sbindir@ is substituted" {

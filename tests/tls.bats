@@ -5,7 +5,9 @@
 # without TLS; plaintext pipelined after STLS is never executed inside TLS; the plaintext
 # policy from a non-loopback peer (root: two network namespaces of the test's own, joined by
 # a veth pair); certificate and key errors (-ERR [SYS/PERM], a log line naming the cause,
-# exit status 78); failed handshakes logged with the peer.
+# exit status 78); failed handshakes logged with the peer; OpenSSL loaded (as the TLS module,
+# src/.libs/tls.so through MAILDIR_POP3D_TLS_MODULE) only by sessions with TLS configured, and a
+# missing or foreign module refused like a bad certificate.
 #
 # Certificates are made at test time (setup_file): a test CA, an EC P-256 certificate it
 # signed for localhost/127.0.0.1 (for clients that verify), a self-signed RSA one, and keys
@@ -13,7 +15,7 @@
 # one about that build skips (maildir-pop3d --version says "TLS: not built in").
 #
 # Needs: openssl curl python3 systemd (systemd-socket-activate) iproute2 (ip, ss)
-# util-linux (setpriv).
+# util-linux (setpriv) cc (build-essential: two stand-in modules).
 
 bats_load_library bats-support
 bats_load_library bats-assert
@@ -743,6 +745,157 @@ BAD_CONFIGS=(
 	wait_logged 'warning: TLS handshake failed: rhost=<127\.0\.0\.1> reason=<timeout>$'
 	session_exits 0
 	exec 5>&-
+}
+
+# ---- the TLS module: OpenSSL only where TLS is configured (issue 6) ---------------------
+
+# mapped_session MODE: the daemon (MODE plain: no TLS options; tls: --tls-cert) started
+# directly on one end of a socketpair with the cwrap environment; greeting, CAPA, then the
+# session's /proc/PID/maps is read, then (tls) STLS and the handshake, then USER/PASS/STAT
+# and QUIT.  One line per step on stdout; "maps: unreadable" when /proc/PID/maps cannot be
+# read (the daemon is not dumpable: only root can).
+mapped_session() {
+	local opts=()
+	[[ $1 == tls ]] && opts=(--tls-cert="$CERTS/ec.pem" --tls-key="$CERTS/ec.key")
+	run python3 - "$1" "$CERTS/ca.pem" "${CW_ENV[@]}" "$MAILDIR_POP3D" "${opts[@]}" <<-'PY'
+		import os, re, socket, ssl, sys
+		mode, ca, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+		a, b = socket.socketpair()
+		pid = os.fork()
+		if pid == 0:
+		    os.dup2(b.fileno(), 0)
+		    os.dup2(b.fileno(), 1)
+		    os.execvp(cmd[0], cmd)
+		b.close()
+		a.settimeout(30)
+		conn = a
+		def line():
+		    got = b""
+		    while not got.endswith(b"\n"):
+		        c = conn.recv(1)
+		        if not c:
+		            break
+		        got += c
+		    return got
+		def ask(text):
+		    conn.sendall(text.encode() + b"\r\n")
+		    return line()
+		print("greeting", line().decode().strip())
+		conn.sendall(b"CAPA\r\n")
+		capa = []
+		while True:
+		    l = line()
+		    if l in (b".\r\n", b""):
+		        break
+		    capa.append(l.decode().strip())
+		print("stls offered:", "STLS" in capa)
+		try:
+		    maps = open(f"/proc/{pid}/maps").read()
+		    names = {os.path.basename(l.split()[-1]) for l in maps.splitlines() if "/" in l}
+		    for lib in ("libssl.so", "libcrypto.so", "tls.so"):
+		        print(f"{lib} mapped:", any(n == lib or n.startswith(lib + ".") for n in names))
+		except PermissionError:
+		    print("maps: unreadable")
+		if mode == "tls":
+		    print("stls", ask("STLS").decode().strip())
+		    ctx = ssl.create_default_context(cafile=ca)
+		    conn = ctx.wrap_socket(a, server_hostname="localhost")
+		    print("handshake", conn.version() in ("TLSv1.2", "TLSv1.3"))
+		print("user", ask("USER alice")[:3].decode())
+		print("pass", ask("PASS secret")[:3].decode())
+		print("stat", ask("STAT")[:3].decode())
+		print("quit", ask("QUIT")[:3].decode())
+		print("status", os.waitpid(pid, 0)[1])
+	PY
+}
+
+@test "a session without --tls-cert maps neither libssl, libcrypto nor the TLS module; with --tls-cert it maps them and STLS works" {
+	mapped_session plain
+	assert_success
+	assert_line 'greeting +OK maildir-pop3d ready.'
+	assert_line 'stls offered: False'
+	assert_line 'pass +OK'
+	assert_line 'stat +OK'
+	assert_line 'status 0'
+	local plain=("${lines[@]}")
+
+	mapped_session tls
+	assert_success
+	assert_line 'greeting +OK maildir-pop3d ready.'
+	assert_line 'stls offered: True'
+	assert_line 'stls +OK Begin TLS negotiation.'
+	assert_line 'handshake True'
+	assert_line 'pass +OK'
+	assert_line 'stat +OK'
+	assert_line 'status 0'
+	wait_logged 'login: user=<alice> rhost=<local> method=USER tls=yes$'
+
+	[[ ${plain[*]} != *'maps: unreadable'* && $output != *'maps: unreadable'* ]] ||
+		skip "only root can read a non-dumpable session's /proc/PID/maps (CI runs as root)"
+	assert_line 'libssl.so mapped: True'
+	assert_line 'libcrypto.so mapped: True'
+	assert_line 'tls.so mapped: True'
+	lines=("${plain[@]}")
+	assert_line 'libssl.so mapped: False'
+	assert_line 'libcrypto.so mapped: False'
+	assert_line 'tls.so mapped: False'
+}
+
+# Each: a MAILDIR_POP3D_TLS_MODULE value (%T% is the test's temp dir, %CERTS% the
+# certificates) and the cause the log line must name (an extended regex).
+BAD_MODULES=(
+	"/nonexistent/tls.so" "cannot load TLS module /nonexistent/tls\\.so: cannot open shared object file: No such file or directory"
+	"%CERTS%/garbage.pem" "cannot load TLS module [^ ]*/garbage\\.pem: .+"
+	"tls.so" "TLS module tls\\.so: not an absolute path"
+	"%T%/nosymbol.so" "TLS module [^ ]*/nosymbol\\.so: no mp_tls_module symbol \\(not a maildir-pop3d TLS module\\)"
+	"%T%/oldabi.so" "TLS module [^ ]*/oldabi\\.so: interface version 999, this maildir-pop3d needs [0-9]+ \\(a module from another build\\?\\)"
+)
+
+@test "a missing, broken or wrong-version TLS module: -ERR [SYS/PERM] (STLS mode), the path and cause logged, exit 78" {
+	local i mod env=("${CW_ENV[@]}")
+	command -v cc >/dev/null || fail "cc is not installed (Debian: build-essential)"
+	printf 'int not_the_table = 1;\n' >"$BATS_TEST_TMPDIR/nosymbol.c"
+	printf 'const struct { unsigned int abi; unsigned long size; } mp_tls_module = { 999, 0 };\n' \
+		>"$BATS_TEST_TMPDIR/oldabi.c"
+	cc -shared -fPIC -o "$BATS_TEST_TMPDIR/nosymbol.so" "$BATS_TEST_TMPDIR/nosymbol.c"
+	cc -shared -fPIC -o "$BATS_TEST_TMPDIR/oldabi.so" "$BATS_TEST_TMPDIR/oldabi.c"
+	for ((i = 0; i < ${#BAD_MODULES[@]}; i += 2)); do
+		mod=${BAD_MODULES[i]//%CERTS%/$CERTS}
+		mod=${mod//%T%/$BATS_TEST_TMPDIR}
+		# env(1) applies its assignments in order: this one wins over CW_ENV's.
+		CW_ENV=("${env[@]}" "MAILDIR_POP3D_TLS_MODULE=$mod")
+		: >"$SYSLOG"
+		direct "$BATS_TEST_TMPDIR/out" --tls-cert="$CERTS/ec.pem" --tls-key="$CERTS/ec.key"
+		assert_equal "$status" 78
+		is "$BATS_TEST_TMPDIR/out" "$MISCONFIGURED"
+		wait_logged "^facility=mail maildir-pop3d\\[[0-9]+\\]: warning: TLS configuration error: ${BAD_MODULES[i + 1]}\$"
+	done
+
+	# With implicit TLS nothing at all is sent.
+	CW_ENV=("${env[@]}" MAILDIR_POP3D_TLS_MODULE=/nonexistent/tls.so)
+	: >"$SYSLOG"
+	direct "$BATS_TEST_TMPDIR/out" --tls=implicit --tls-cert="$CERTS/ec.pem" --tls-key="$CERTS/ec.key"
+	assert_equal "$status" 78
+	is "$BATS_TEST_TMPDIR/out" ''
+	wait_logged "warning: TLS configuration error: ${BAD_MODULES[1]}\$"
+
+	# Without TLS options the module is never looked for: a whole session works.
+	: >"$SYSLOG"
+	mapped_session plain
+	assert_success
+	assert_line 'stls offered: False'
+	assert_line 'stat +OK'
+	assert_line 'status 0'
+	not_logged 'TLS'
+}
+
+@test "--version names the TLS module, and says when it is missing" {
+	run env MAILDIR_POP3D_TLS_MODULE=/nonexistent/tls.so "$MAILDIR_POP3D" --version
+	assert_success
+	assert_line 'TLS: OpenSSL, module /nonexistent/tls.so (missing)'
+	[[ -n ${MP_BUILDDIR:-} && -f $MP_BUILDDIR/src/.libs/tls.so ]] || skip "MP_BUILDDIR has no src/.libs/tls.so"
+	run env MAILDIR_POP3D_TLS_MODULE="$MP_BUILDDIR/src/.libs/tls.so" "$MAILDIR_POP3D" --version
+	assert_line "TLS: OpenSSL, module $MP_BUILDDIR/src/.libs/tls.so"
 }
 
 # ---- built without OpenSSL ------------------------------------------------------------------

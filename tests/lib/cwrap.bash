@@ -46,10 +46,15 @@
 CWRAP_SERVICE=maildir-pop3d
 CWRAP_VARS=(LD_PRELOAD PAM_WRAPPER PAM_WRAPPER_SERVICE_DIR PAM_WRAPPER_USE_SYSLOG
 	NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP UID_WRAPPER UID_WRAPPER_ROOT MP_TEST_SYSLOG)
-# Sanitizer builds (scripts/check's asan step sets these): carried like the rest, so that
-# processes started through an emptied environment get them too.
+# The TLS module of the build under test (make check sets MAILDIR_POP3D_TLS_MODULE; a
+# suite run by hand with MP_BUILDDIR finds it there): the daemon runs uninstalled.
+if [[ -z ${MAILDIR_POP3D_TLS_MODULE:-} && -n ${MP_BUILDDIR:-} && -f $MP_BUILDDIR/src/.libs/tls.so ]]; then
+	export MAILDIR_POP3D_TLS_MODULE=$MP_BUILDDIR/src/.libs/tls.so
+fi
+# Sanitizer builds (scripts/check's asan step sets these) and the TLS module: carried like
+# the rest, so that processes started through an emptied environment get them too.
 for v in PAM_WRAPPER_DISABLE_DEEPBIND NSS_WRAPPER_DISABLE_DEEPBIND UID_WRAPPER_DISABLE_DEEPBIND \
-	ASAN_OPTIONS UBSAN_OPTIONS; do
+	ASAN_OPTIONS UBSAN_OPTIONS MAILDIR_POP3D_TLS_MODULE; do
 	if [[ -n ${!v:-} ]]; then CWRAP_VARS+=("$v"); fi
 done
 unset v
