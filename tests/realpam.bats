@@ -183,7 +183,10 @@ snapshot() {
 	assert_success
 	assert_line 'serving: 1'
 	assert_line 'PAM and NSS objects mapped: none'
-	assert_line 'peak memory under 8 MiB: True'
+	# AddressSanitizer's shadow memory alone is more than 8 MiB: there only the maps count.
+	if ! nm "$MAILDIR_POP3D" 2>/dev/null | grep -q __asan_init; then
+		assert_line 'peak memory under 8 MiB: True'
+	fi
 	assert_line 'quit: +OK maildir-pop3d signing off (0 messages deleted)'
 }
 
