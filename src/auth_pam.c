@@ -53,11 +53,13 @@ static struct {
 static int
 load_pam(char *why, size_t whysize)
 {
-	void *lib, *global, *f;
+	void *global, *f;
 	const char *e;
 
 	_Static_assert(sizeof(P.start) == sizeof(f), "function and object pointers differ");
-	if ((lib = dlopen(MP_PAM_SONAME, RTLD_NOW | RTLD_GLOBAL)) == NULL ||
+	/* Kept loaded for the child's short life; only the global scope is
+	 * searched below. */
+	if (dlopen(MP_PAM_SONAME, RTLD_NOW | RTLD_GLOBAL) == NULL ||
 	    (global = dlopen(NULL, RTLD_NOW)) == NULL) {
 		e = dlerror();
 		snprintf(why, whysize, "cannot load %s: %s", MP_PAM_SONAME, e ? e : "?");
