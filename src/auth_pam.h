@@ -1,8 +1,12 @@
-/* Password check through PAM: pam_start .. pam_setcred, the conversation, PAM_RHOST/PAM_TTY, wiping secrets; runs as root before login. */
+/* Password check through PAM in a short-lived child process, and what the login learns about the account; runs as root before login. */
 #ifndef MP_AUTH_PAM_H
 #define MP_AUTH_PAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+
+#include "pop3d-limits.h"
 
 enum auth_result {
 	AUTH_OK,
@@ -13,11 +17,32 @@ enum auth_result {
 	AUTH_SYSERR,		/* PAM or the system failed, not the credentials */
 };
 
-/* Checks user/password with the PAM service.  On AUTH_OK the name PAM left
- * in PAM_USER is copied to canon_r.  reason_r gets PAM's text for the log.
- * The caller wipes password afterwards; no copy of it outlives this call
- * except inside PAM, which pam_end() overwrites. */
-enum auth_result auth_pam_check(const char *service, const char *user, const char *password,
-    const char *rhost, char *canon_r, size_t canon_size, char *reason_r, size_t reason_size);
+/* The account PAM settled on, as the password database describes it. */
+struct auth_account {
+	char	 name[LIMIT_USER_NAME + 1];	/* PAM_USER as PAM left it */
+	bool	 found;			/* name has a passwd entry */
+	bool	 home_too_long;		/* its home does not fit home[] */
+	uid_t	 uid;
+	gid_t	 gid;
+	char	 home[LIMIT_PATH];
+	int	 ngroups;		/* the group list initgroups() would set */
+	gid_t	*groups;		/* malloc()ed; auth_account_free() */
+};
+
+/*
+ * Checks user/password with the PAM service (pam_authenticate, pam_acct_mgmt,
+ * pam_setcred; never a session) in a child process, and there also looks up
+ * the account PAM_USER names and its groups.  The session process thus never
+ * loads a PAM module or an NSS module and never holds a password hash's
+ * working memory (yescrypt: 16 MiB); the child's memory goes with it.
+ * A child that outlives timeout_ms (negative: no limit) is killed: AUTH_SYSERR.
+ * On AUTH_OK, *acct is filled (acct->found may still be false).  reason_r
+ * gets PAM's text for the log.  The caller wipes password afterwards.
+ */
+enum auth_result auth_check(const char *service, const char *user, const char *password,
+    const char *rhost, int timeout_ms, struct auth_account *acct,
+    char *reason_r, size_t reason_size);
+
+void	auth_account_free(struct auth_account *);
 
 #endif

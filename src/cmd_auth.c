@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,9 +122,9 @@ static void
 login(struct session *s, const char *user, const char *password, const char *method,
     struct reply *r)
 {
-	char canon[LIMIT_USER_NAME + 1], reason[128], clean[128], home[LIMIT_PATH];
+	char reason[128], clean[128];
 	long long started = now_us();
-	struct passwd *pw;
+	struct auth_account acct;
 	enum auth_result res;
 
 	s->have_user = false;
@@ -139,8 +138,9 @@ login(struct session *s, const char *user, const char *password, const char *met
 		auth_failed(s, user, "empty or overlong password", started, r);
 		return;
 	}
-	res = auth_pam_check(s->opt->pam_service, user, password, s->peer,
-	    canon, sizeof(canon), reason, sizeof(reason));
+	/* A PAM stack slower than the idle timeout is cut off there. */
+	res = auth_check(s->opt->pam_service, user, password, s->peer, s->opt->timeout * 1000,
+	    &acct, reason, sizeof(reason));
 	log_sanitize(clean, sizeof(clean), reason, strlen(reason));
 	switch (res) {
 	case AUTH_OK:
@@ -159,52 +159,53 @@ login(struct session *s, const char *user, const char *password, const char *met
 		    "Login not permitted for this account.");
 		return;
 	case AUTH_SYSERR:
-		log_sanitize(canon, sizeof(canon), user, strlen(user));
-		log_warnx("auth error: user=<%s> rhost=<%s> reason=<%s>", canon, s->peer, clean);
+		log_sanitize(acct.name, sizeof(acct.name), user, strlen(user));
+		log_warnx("auth error: user=<%s> rhost=<%s> reason=<%s>", acct.name, s->peer, clean);
 		/* Same cost and the same count as a failure: a module that
 		 * errs for some names only must not become a fast oracle. */
 		auth_failed_quietly(s, started);
 		reply_err(r, "SYS/TEMP", "Authentication is unavailable; try again later.");
 		return;
 	}
-	pw = getpwnam(canon);
-	if (pw == NULL || pw->pw_uid == 0) {
+	if (!acct.found || acct.uid == 0) {
 		/* uid 0 is never served, and says so only in the log. */
-		auth_failed(s, canon, pw ? "uid 0 refused" : "no passwd entry", started, r);
-		return;
+		auth_failed(s, acct.name, acct.found ? "uid 0 refused" : "no passwd entry", started, r);
+		goto out;
 	}
-	if (snprintf(home, sizeof(home), "%s", pw->pw_dir) >= (int)sizeof(home)) {
-		log_sanitize(clean, sizeof(clean), canon, strlen(canon));
+	if (acct.home_too_long) {
+		log_sanitize(clean, sizeof(clean), acct.name, strlen(acct.name));
 		log_warnx("login refused: user=<%s> rhost=<%s> reason=<home directory path too long>",
 		    clean, s->peer);
 		reply_err(r, "SYS/PERM", "Home directory path too long.");
-		return;
+		goto out;
 	}
-	switch (privdrop_to(pw)) {
+	switch (privdrop_to(&acct)) {
 	case PRIVDROP_OK:
 		break;
 	case PRIVDROP_ROOT_REFUSED:
-		auth_failed(s, canon, "uid 0 refused", started, r);
-		return;
+		auth_failed(s, acct.name, "uid 0 refused", started, r);
+		goto out;
 	case PRIVDROP_NOT_ROOT:
-		log_sanitize(clean, sizeof(clean), canon, strlen(canon));
+		log_sanitize(clean, sizeof(clean), acct.name, strlen(acct.name));
 		log_warnx("login refused: user=<%s> rhost=<%s> reason=<not running as root>",
 		    clean, s->peer);
 		/* Counted and delayed like a failure: no session may ask
 		 * PAM about other accounts without limit. */
 		auth_failed_quietly(s, started);
 		reply_err(r, "SYS/PERM", "Not running as root: only the invoking user can be served.");
-		return;
+		goto out;
 	}
-	log_sanitize(s->login_user, sizeof(s->login_user), canon, strlen(canon));
+	log_sanitize(s->login_user, sizeof(s->login_user), acct.name, strlen(acct.name));
 	s->login_method = method;
 	log_info("login: user=<%s> rhost=<%s> method=%s tls=%s", s->login_user, s->peer,
 	    method, s->tls_active ? "yes" : "no");
-	if (!session_enter_transaction(s, canon, home, r)) {
+	if (!session_enter_transaction(s, acct.name, acct.home, r)) {
 		/* Privileges are gone: there is no going back to AUTH. */
 		s->state = ST_DONE;
 		s->end = END_ERROR;
 	}
+out:
+	auth_account_free(&acct);
 }
 
 void

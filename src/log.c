@@ -84,18 +84,30 @@ fatalx(const char *fmt, ...)
 	exit(75);
 }
 
-void
-log_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen)
+static void
+sanitize(char *dst, size_t dstsize, const char *src, size_t srclen, size_t max)
 {
 	size_t i, n = 0;
 
 	if (dstsize == 0)
 		return;
-	for (i = 0; i < srclen && n + 1 < dstsize && n < 64; i++) {
+	for (i = 0; i < srclen && n + 1 < dstsize && n < max; i++) {
 		unsigned char c = (unsigned char)src[i];
 
 		dst[n++] = (c < 0x20 || c >= 0x7f || c == '<' || c == '>') ?
 		    '?' : (char)c;
 	}
 	dst[n] = '\0';
+}
+
+void
+log_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen)
+{
+	sanitize(dst, dstsize, src, srclen, 64);
+}
+
+void
+log_sanitize_path(char *dst, size_t dstsize, const char *src)
+{
+	sanitize(dst, dstsize, src, strlen(src), (size_t)-1);
 }

@@ -17,4 +17,8 @@ noreturn void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
  * octets, so that client-chosen text can go into a key=<value> log field. */
 void	log_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen);
 
+/* The same for a path (with a user name or home directory in it from the
+ * account database), cut only by dstsize. */
+void	log_sanitize_path(char *dst, size_t dstsize, const char *src);
+
 #endif

@@ -674,7 +674,10 @@ maildir_open(struct maildir *md, const char *path, bool lock)
 	md->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (md->dirfd == -1) {
 		if (errno == ENOENT) {
-			log_info("maildir %s does not exist: empty maildrop", path);
+			char clean[LIMIT_PATH];
+
+			log_sanitize_path(clean, sizeof(clean), path);
+			log_info("maildir %s does not exist: empty maildrop", clean);
 			return MAILDIR_OK;
 		}
 		return MAILDIR_FAIL;
@@ -855,7 +858,7 @@ update_maildirsize(struct maildir *md, uint64_t octets, uint32_t count)
 int
 maildir_commit(struct maildir *md, bool flag_updates, struct maildir_commit_stats *st)
 {
-	char path[8 + LIMIT_MAILDIR_NAME], npath[16 + LIMIT_MAILDIR_NAME];
+	char path[8 + LIMIT_MAILDIR_NAME], npath[16 + LIMIT_MAILDIR_NAME], clean[8 + LIMIT_MAILDIR_NAME];
 	char nname[8 + LIMIT_MAILDIR_NAME];
 	uint64_t disk_octets = 0;
 	uint32_t i;
@@ -881,7 +884,12 @@ maildir_commit(struct maildir *md, bool flag_updates, struct maildir_commit_stat
 					break;
 				}
 				if (errno != ENOENT) {
-					log_warn("cannot remove %s", path);
+					int e = errno;
+
+					/* Names are whatever the delivery agent chose. */
+					log_sanitize_path(clean, sizeof(clean), path);
+					errno = e;
+					log_warn("cannot remove %s", clean);
 					st->delete_failed++;
 					break;
 				}
@@ -904,7 +912,11 @@ maildir_commit(struct maildir *md, bool flag_updates, struct maildir_commit_stat
 			if (renameat(md->dirfd, path, md->dirfd, npath) == 0)
 				break;
 			if (errno != ENOENT) {
-				log_warn("cannot mark %s seen", path);
+				int e = errno;
+
+				log_sanitize_path(clean, sizeof(clean), path);
+				errno = e;
+				log_warn("cannot mark %s seen", clean);
 				break;
 			}
 			if (find_renamed(md, i) == -1)

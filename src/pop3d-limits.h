@@ -61,6 +61,10 @@
 /* Longest path to a Maildir after %u/%h expansion. */
 #define LIMIT_PATH		4096
 
+/* Supplementary groups of an account, as sent by the PAM child: Linux's
+ * NGROUPS_MAX. */
+#define LIMIT_GROUPS		65536
+
 /* PROXY protocol header: v1 is at most 107 octets (spec section 2.1); v2 is
  * 16 octets plus a length we cap at what an address block with TLVs needs. */
 #define LIMIT_PROXY_V1		107

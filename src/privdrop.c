@@ -1,4 +1,4 @@
-/* initgroups/setgid/setuid to the mailbox owner and the proof that it is one-way; runs as root at login. */
+/* setgroups/setgid/setuid to the mailbox owner and the proof that it is one-way; runs as root at login. */
 #include "config.h"
 
 #include <errno.h>
@@ -11,10 +11,10 @@
 #include "privdrop.h"
 
 enum privdrop_result
-privdrop_to(const struct passwd *pw)
+privdrop_to(const struct auth_account *a)
 {
-	uid_t uid = pw->pw_uid;
-	gid_t gid = pw->pw_gid;
+	uid_t uid = a->uid;
+	gid_t gid = a->gid;
 
 	if (uid == 0)
 		return PRIVDROP_ROOT_REFUSED;
@@ -26,8 +26,8 @@ privdrop_to(const struct passwd *pw)
 		umask(077);
 		return PRIVDROP_OK;
 	}
-	if (initgroups(pw->pw_name, gid) == -1)
-		fatal("initgroups %s", pw->pw_name);
+	if (setgroups((size_t)a->ngroups, a->groups) == -1)
+		fatal("setgroups (%d groups of %s)", a->ngroups, a->name);
 #ifdef HAVE_SETRESGID
 	if (setresgid(gid, gid, gid) == -1)
 		fatal("setresgid %u", (unsigned)gid);

@@ -146,7 +146,7 @@ bool
 session_enter_transaction(struct session *s, const char *user, const char *home,
     struct reply *r)
 {
-	char path[LIMIT_PATH];
+	char path[LIMIT_PATH], clean[LIMIT_PATH];
 
 	if (session_expand_maildir(s->opt->maildir, user, home, path, sizeof(path)) == -1) {
 		log_warnx("maildir path does not expand: %s", s->opt->maildir);
@@ -160,13 +160,16 @@ session_enter_transaction(struct session *s, const char *user, const char *home,
 		reply_err(r, "IN-USE", "Maildrop is in use by another session.");
 		return false;
 	case MAILDIR_FAIL:
-		log_warn("cannot open maildir %s", path);
+		log_sanitize_path(clean, sizeof(clean), path);
+		log_warn("cannot open maildir %s", clean);
 		reply_err(r, "SYS/TEMP", "Cannot open the maildrop.");
 		maildir_close(&s->md);
 		return false;
 	}
-	if (s->md.dirfd != -1 && fchdir(s->md.dirfd) == -1)
-		log_warn("fchdir %s", path);
+	if (s->md.dirfd != -1 && fchdir(s->md.dirfd) == -1) {
+		log_sanitize_path(clean, sizeof(clean), path);
+		log_warn("fchdir %s", clean);
+	}
 	/* LAST starts after the unbroken run of messages already seen (flag
 	 * S) from message 1: clients that fetch "everything above LAST" then
 	 * never skip an unread message. */

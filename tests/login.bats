@@ -324,6 +324,25 @@ free_port() {
 	refute_line --partial 'auth failed:'
 }
 
+@test "a PAM stack slower than the idle timeout is cut off: -ERR [SYS/TEMP], and the session goes on" {
+	# pam_exec runs sleep(1) for 30 s; with --timeout=1 the PAM child is killed after 1 s,
+	# and the next command is still served.  (The sleep, in a session of its own, lives on.)
+	printf 'auth required pam_exec.so quiet /bin/sleep 30.25\naccount required pam_permit.so\n' \
+		>"$CWRAP_DIR/pam.d/slow"
+	POP_ARGS=(--pam-service=slow --timeout=1)
+	pop 'USER alice' 'PASS open sesame' NOOP QUIT
+	assert_output - <<-'EOF'
+		+OK maildir-pop3d ready.
+		+OK Send the password.
+		-ERR [SYS/TEMP] Authentication is unavailable; try again later.
+		-ERR NOOP is not valid in this state.
+		+OK maildir-pop3d signing off.
+	EOF
+	run mail_log
+	assert_line 'auth error: user=<alice> rhost=<local> reason=<PAM took longer than 1 s>'
+	pkill -f '^/bin/sleep 30\.25$' || true
+}
+
 @test "--pam-service selects the PAM service" {
 	cp "$CWRAP_DIR/pam.d/maildir-pop3d" "$CWRAP_DIR/pam.d/other-service"
 	POP_ARGS=(--pam-service=other-service)

@@ -97,8 +97,9 @@ serve() {
 
 # client USER PASSWORD [hold] [retr]: python3's poplib against $PORT. Prints "login: ...",
 # "stat: N SIZE", with hold the /proc/PID/status lines (Uid Gid Groups CapPrm CapEff) and cwd of
-# every process serving a connection (children of $SSA) while the session is open, with retr
-# message 1, then "quit: ...".
+# every process serving a connection (children of $SSA) while the session is open (with maps
+# too: which PAM, NSS and crypt objects it has mapped, and whether its peak memory stayed under
+# 8 MiB), with retr message 1, then "quit: ...".
 client() {
 	python3 - "$PORT" "$SSA" "$@" <<-'EOF'
 		import os, poplib, sys
@@ -123,6 +124,18 @@ client() {
 		                if k in ("Uid", "Gid", "Groups", "CapPrm", "CapEff"):
 		                    print(k + ": " + " ".join(l.split()[1:]))
 		        print("cwd: " + os.readlink("/proc/%s/cwd" % pid))
+		        if "maps" in opts:
+		            libs = set()
+		            with open("/proc/%s/maps" % pid) as f:
+		                for l in f:
+		                    name = os.path.basename(l.split()[-1])
+		                    if name.startswith(("libpam", "pam_", "libnss_", "libcrypt.so", "libaudit")):
+		                        libs.add(name)
+		            print("PAM and NSS objects mapped: %s" % (sorted(libs) or "none"))
+		            with open("/proc/%s/status" % pid) as f:
+		                hwm = [int(l.split()[1]) for l in f if l.startswith("VmHWM:")][0]
+		            # One yescrypt computation alone touches 16 MiB.
+		            print("peak memory under 8 MiB: %s" % (hwm < 8 * 1024))
 		if "retr" in opts:
 		    for l in p.retr(1)[1]:
 		        print("retr| " + l.decode())
@@ -162,6 +175,19 @@ snapshot() {
 	run sed -n 's/^facility=mail maildir-pop3d\[[0-9]*\]: info: //p' "$LOG"
 	assert_line 'login: user=<alice> rhost=<127.0.0.1> method=USER tls=no'
 	assert_line "logout: user=<alice> rhost=<127.0.0.1> retr=1/$A1 top=0/0 dele=0/0 left=2/$AT end=quit"
+}
+
+@test "PAM runs in a child: the logged-in session has mapped no PAM, NSS or crypt object and never held a password hash's 16 MiB" {
+	serve
+	run client alice "$REALPAM_ALICE_PASSWORD" hold maps
+	assert_success
+	assert_line 'serving: 1'
+	assert_line 'PAM and NSS objects mapped: none'
+	# AddressSanitizer's shadow memory alone is more than 8 MiB: there only the maps count.
+	if ! nm "$MAILDIR_POP3D" 2>/dev/null | grep -q __asan_init; then
+		assert_line 'peak memory under 8 MiB: True'
+	fi
+	assert_line 'quit: +OK maildir-pop3d signing off (0 messages deleted)'
 }
 
 @test "alice cannot reach bob's Maildir even when the configuration points there" {

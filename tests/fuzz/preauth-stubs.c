@@ -1,9 +1,10 @@
 /* Link-time stand-ins for PAM, the privilege drop and nanosleep() in the pre-login fuzz target; test code only, never part of the daemon.
  *
- * Defined here, auth_pam_check() and privdrop_to() resolve cmd_auth.o's
- * references before the linker looks in libpop3d.a, so auth_pam.o and
- * privdrop.o are never pulled in (nothing else refers to them; the fuzz
- * build checks with nm that pam_start is absent).  A definition of nanosleep()
+ * Defined here, auth_check(), auth_account_free() and privdrop_to() resolve
+ * cmd_auth.o's references before the linker looks in libpop3d.a, so
+ * auth_pam.o and privdrop.o are never pulled in (nothing else refers to them;
+ * tests/fuzz/run-all checks with nm that load_pam, child_main and setresuid
+ * are absent).  A definition of nanosleep()
  * in the executable takes precedence over libc's, for cmd_auth.o's 2-second
  * failure delay; other callers (libFuzzer's own threads) still sleep.
  *
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -102,8 +104,9 @@ nanosleep(const struct timespec *req, struct timespec *rem)
 }
 
 enum auth_result
-auth_pam_check(const char *service, const char *user, const char *password,
-    const char *rhost, char *canon_r, size_t canon_size, char *reason_r, size_t reason_size)
+auth_check(const char *service, const char *user, const char *password,
+    const char *rhost, int timeout_ms, struct auth_account *acct,
+    char *reason_r, size_t reason_size)
 {
 	const char *canon = user;
 	enum auth_result res;
@@ -114,7 +117,8 @@ auth_pam_check(const char *service, const char *user, const char *password,
 	FUZZ_CHECK(*user != '\0' && strlen(user) <= LIMIT_USER_NAME, "empty or overlong user name reached PAM");
 	FUZZ_CHECK(*password != '\0', "an empty password reached PAM (Debian's nullok)");
 	FUZZ_CHECK(strlen(password) <= LIMIT_PASSWORD, "an overlong password reached PAM");
-	FUZZ_CHECK(canon_size >= LIMIT_USER_NAME + 1, "canonical name buffer too small");
+	FUZZ_CHECK(timeout_ms > 0, "the PAM child without a time limit");
+	memset(acct, 0, sizeof(*acct));
 	/* A hostile reason text: login() must sanitise it before logging. */
 	snprintf(reason_r, reason_size, "%s", "stub\tPAM\x1b[1m reason\n<x>");
 	drop_not_root = false;
@@ -129,15 +133,35 @@ auth_pam_check(const char *service, const char *user, const char *password,
 	case 's': res = AUTH_SYSERR; pam_syserrs++; break;
 	default: res = AUTH_FAILED; break;
 	}
-	if (res == AUTH_OK)
-		snprintf(canon_r, canon_size, "%s", canon);
+	if (res == AUTH_OK) {
+		/* What the child reports: an account, uid 0 for root, none
+		 * for the unknown name; one group, heap-allocated as the real
+		 * one is, so a leak shows. */
+		snprintf(acct->name, sizeof(acct->name), "%s", canon);
+		acct->found = strcmp(canon, "maildir-pop3d-fuzz-no-such-user") != 0;
+		acct->uid = strcmp(canon, "root") == 0 ? 0 : 4242;
+		acct->gid = acct->uid;
+		snprintf(acct->home, sizeof(acct->home), "/nonexistent/%s", canon);
+		if ((acct->groups = malloc(sizeof(gid_t))) != NULL) {
+			acct->groups[0] = acct->gid;
+			acct->ngroups = 1;
+		}
+	}
 	return res;
 }
 
+void
+auth_account_free(struct auth_account *a)
+{
+	free(a->groups);
+	a->groups = NULL;
+	a->ngroups = 0;
+}
+
 enum privdrop_result
-privdrop_to(const struct passwd *pw)
+privdrop_to(const struct auth_account *a)
 {
 	/* login() refuses uid 0 before it gets here: never serve root. */
-	FUZZ_CHECK(pw->pw_uid != 0, "privilege drop asked for uid 0");
+	FUZZ_CHECK(a->uid != 0 && a->found, "privilege drop asked for uid 0 or no account");
 	return drop_not_root ? PRIVDROP_NOT_ROOT : PRIVDROP_OK;
 }
