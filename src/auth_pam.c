@@ -409,14 +409,6 @@ read_all(int fd, void *buf, size_t len, long long deadline)
 	return 0;
 }
 
-void
-auth_account_free(struct auth_account *a)
-{
-	free(a->groups);
-	a->groups = NULL;
-	a->ngroups = 0;
-}
-
 enum auth_result
 auth_check(const char *service, const char *user, const char *password,
     const char *rhost, int timeout_ms, struct auth_account *acct,

@@ -1,12 +1,12 @@
 /* Link-time stand-ins for PAM, the privilege drop and nanosleep() in the pre-login fuzz target; test code only, never part of the daemon.
  *
- * Defined here, auth_check(), auth_account_free() and privdrop_to() resolve
- * cmd_auth.o's references before the linker looks in libpop3d.a, so
- * auth_pam.o and privdrop.o are never pulled in (nothing else refers to them;
+ * Defined here, auth_check() and privdrop_to() resolve cmd_auth.o's
+ * references before the linker looks in libpop3d.a, so auth_pam.o and
+ * privdrop.o are never pulled in (nothing else refers to them;
  * tests/fuzz/run-all checks with nm that load_pam, child_main and setresuid
- * are absent).  A definition of nanosleep()
- * in the executable takes precedence over libc's, for cmd_auth.o's 2-second
- * failure delay; other callers (libFuzzer's own threads) still sleep.
+ * are absent).  A definition of nanosleep() in the executable takes
+ * precedence over libc's, for cmd_auth.o's 2-second failure delay; other
+ * callers (libFuzzer's own threads) still sleep.
  *
  * The stub PAM answer is chosen by the password's first octet, so seeds can
  * reach every branch of login():
@@ -148,14 +148,6 @@ auth_check(const char *service, const char *user, const char *password,
 		}
 	}
 	return res;
-}
-
-void
-auth_account_free(struct auth_account *a)
-{
-	free(a->groups);
-	a->groups = NULL;
-	a->ngroups = 0;
 }
 
 enum privdrop_result
