@@ -275,6 +275,8 @@ fuzz_parse_responses(const char *out, size_t len, bool (*multi_pred)(const char 
 			memcpy(r->body + r->body_len, lstart, (size_t)(eol - lstart) + 2);
 			r->body_len += (size_t)(eol - lstart) + 2;
 		}
+		/* For sscanf() in the checks: it reads to a NUL, whatever body_len says. */
+		r->body[r->body_len] = '\0';
 	}
 	*resp_r = v;
 	return n;

@@ -40,7 +40,7 @@ struct fuzz_resp {
 	const char	*status;	/* without CRLF, NUL-terminated copy */
 	size_t		 status_len;
 	bool		 multi;
-	char		*body;		/* unstuffed, CRLF line ends; NULL unless multi */
+	char		*body;		/* unstuffed, CRLF line ends, NUL after; NULL unless multi */
 	size_t		 body_len;
 };
 /* multi_pred says whether a status line opens a multi-line answer. */
