@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <pwd.h>
 #include <security/pam_appl.h>
 #include <signal.h>
@@ -290,24 +289,6 @@ struct report {
 	struct auth_account	acct;	/* acct.groups means nothing here */
 };
 
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The group list initgroups() would set: at most NGROUPS_MAX of them, cut
  * there as initgroups() cuts. */
 static gid_t *
@@ -377,37 +358,14 @@ child_main(int fd, const char *service, const char *user, char *password, const 
 		}
 	}
 	rep.acct.groups = NULL;
-	if (write_all(fd, &rep, sizeof(rep)) == -1 ||
+	if (fd_write_all(fd, &rep, sizeof(rep)) == -1 ||
 	    (rep.acct.ngroups > 0 &&
-	    write_all(fd, groups, (size_t)rep.acct.ngroups * sizeof(*groups)) == -1))
+	    fd_write_all(fd, groups, (size_t)rep.acct.ngroups * sizeof(*groups)) == -1))
 		_exit(1);
 	_exit(0);
 }
 
 /* ---- the session's side ---------------------------------------------- */
-
-static int
-read_all(int fd, void *buf, size_t len, long long deadline)
-{
-	char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if (deadline_wait_fd(fd, POLLIN, deadline) == -1)
-			return -1;
-		n = read(fd, p, len);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EPIPE;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 enum auth_result
 auth_check(const char *service, const char *user, const char *password,
@@ -448,7 +406,7 @@ auth_check(const char *service, const char *user, const char *password,
 		child_main(p[1], service, user, copy, rhost);
 	}
 	close(p[1]);
-	if (read_all(p[0], &rep, sizeof(rep), deadline) == 0) {
+	if (deadline_read_full(p[0], &rep, sizeof(rep), deadline) == 0) {
 		rep.reason[sizeof(rep.reason) - 1] = '\0';
 		rep.acct.name[sizeof(rep.acct.name) - 1] = '\0';
 		rep.acct.home[sizeof(rep.acct.home) - 1] = '\0';
@@ -456,7 +414,7 @@ auth_check(const char *service, const char *user, const char *password,
 		    rep.acct.ngroups >= 0 && rep.acct.ngroups <= LIMIT_GROUPS;
 		if (got && rep.acct.ngroups > 0) {
 			acct->groups = malloc((size_t)rep.acct.ngroups * sizeof(gid_t));
-			got = acct->groups != NULL && read_all(p[0], acct->groups,
+			got = acct->groups != NULL && deadline_read_full(p[0], acct->groups,
 			    (size_t)rep.acct.ngroups * sizeof(gid_t), deadline) == 0;
 		}
 	}
@@ -490,6 +448,5 @@ auth_check(const char *service, const char *user, const char *password,
 		acct->groups = groups;
 	} else
 		auth_account_free(acct);
-	explicit_bzero(&rep, sizeof(rep));
 	return res;
 }

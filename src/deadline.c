@@ -1,9 +1,10 @@
-/* Monotonic deadlines and poll() waits on the connection, shared by every reader and writer so that one rule bounds them all; runs before and after login. */
+/* Monotonic deadlines, poll() waits and whole reads and writes, shared by every reader and writer so that one rule bounds them all; runs before and after login. */
 #include "config.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "deadline.h"
 
@@ -47,4 +48,49 @@ deadline_wait_fd(int fd, short events, long long deadline)
 		if (r == -1 && errno != EINTR)
 			return -1;
 	}
+}
+
+int
+deadline_read_full(int fd, void *buf, size_t len, long long deadline)
+{
+	char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if (deadline_wait_fd(fd, POLLIN, deadline) == -1)
+			return -1;
+		n = read(fd, p, len);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EPIPE;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+fd_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

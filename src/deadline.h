@@ -1,8 +1,9 @@
-/* Monotonic deadlines and poll() waits on the connection; used by the line reader, the PROXY header reader and the TLS handshake, before and after login. */
+/* Monotonic deadlines, poll() waits and whole reads and writes on a file descriptor; used by the line reader, the PROXY header reader, the TLS handshake, the PAM child's pipe and the size cache, before and after login. */
 #ifndef MP_DEADLINE_H
 #define MP_DEADLINE_H
 
 #include <limits.h>
+#include <stddef.h>
 
 #define DEADLINE_NONE	LLONG_MAX
 
@@ -14,5 +15,11 @@ long long deadline_in_ms(int timeout_ms);
  * call says which): 0, or -1 with errno ETIMEDOUT once the deadline has
  * passed, or poll()'s own error. */
 int	deadline_wait_fd(int fd, short events, long long deadline);
+/* Reads exactly len octets, waiting at most until the deadline: 0, or -1
+ * with errno (ETIMEDOUT, EPIPE for an early end of file, read()'s own). */
+int	deadline_read_full(int fd, void *buf, size_t len, long long deadline);
+/* Writes all len octets to a blocking fd: 0, or -1 with errno (EIO when
+ * write() makes no progress). */
+int	fd_write_all(int fd, const void *buf, size_t len);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "pop3d-limits.h"
 #include "log.h"
+#include "deadline.h"
 #include "sizecache.h"
 
 #define MAGIC_LEN	(sizeof(SIZECACHE_MAGIC) - 1)
@@ -407,27 +408,6 @@ sizecache_writer_finish(struct sizecache_writer *w)
 	return 0;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 sizecache_writer_commit(struct sizecache_writer *w, int dirfd, const char *name)
 {
@@ -451,7 +431,7 @@ sizecache_writer_commit(struct sizecache_writer *w, int dirfd, const char *name)
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd == -1)
 		goto fail;
-	if (write_all(fd, w->buf, w->len) == -1 || fsync(fd) == -1) {
+	if (fd_write_all(fd, w->buf, w->len) == -1 || fsync(fd) == -1) {
 		saved = errno;
 		close(fd);
 		unlinkat(dirfd, tmp, 0);
