@@ -156,8 +156,8 @@ banned_from_lines_with() {
 }
 
 @test "the man page names the size cache and lock files that the daemon uses" {
-	local hdr=$SRCDIR/src/maildir.h name
-	[ -f "$hdr" ] || skip "src/maildir.h not present"
+	local hdr=$SRCDIR/src/session/maildir.h name
+	[ -f "$hdr" ] || skip "src/session/maildir.h not present"
 	for name in $(sed -n 's/^#define[[:space:]]*MAILDIR_\(CACHE\|LOCK\)_NAME[[:space:]]*"\(.*\)".*/\2/p' "$hdr"); do
 		run grep -F -- "${name//-/\\-}" "$SRCDIR/doc/maildir-pop3d.8"
 		assert_success

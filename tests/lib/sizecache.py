@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent model of maildir-pop3d's size cache file (src/sizecache.c), for tests.
+"""An independent model of maildir-pop3d's size cache file (src/session/sizecache.c), for tests.
 
   sizecache.py check FILE      exit 0 and print the entries ("key ino st_size mtime size",
                                one a line) when FILE is a valid cache, else exit 1 with
