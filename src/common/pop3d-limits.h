@@ -58,6 +58,12 @@
  * maildrop is served partially, oldest first, and the log says so. */
 #define LIMIT_MESSAGES		4000000
 
+/* Times an operation on a message file (open, unlink, rename) follows
+ * another agent's rename of it (new/ to cur/, then a flag change) before
+ * giving up: each try reads new/ and cur/ once, and an agent that renames
+ * the same file three times while we look is not one we can keep up with. */
+#define LIMIT_RENAME_TRIES	3
+
 /* Longest path to a Maildir after %u/%h expansion. */
 #define LIMIT_PATH		4096
 
