@@ -176,12 +176,6 @@ lineio_room(const struct lineio *l)
 	return sizeof(l->out) - l->out_len;
 }
 
-bool
-lineio_line_ready(const struct lineio *l)
-{
-	return l->in_len > 0 && memchr(l->in + l->in_start, '\n', l->in_len) != NULL;
-}
-
 void
 lineio_discard_input(struct lineio *l)
 {

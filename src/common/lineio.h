@@ -55,9 +55,6 @@ void	lineio_set_transport(struct lineio *, const struct lineio_ops *, void *ctx)
  * line is already buffered (PIPELINING: answers go out in batches). */
 enum lineio_status lineio_read_line(struct lineio *, size_t limit, char **line_r, size_t *len_r);
 
-/* True when a whole line is waiting in the input buffer. */
-bool	lineio_line_ready(const struct lineio *);
-
 /* Drops every buffered input octet (STLS: plaintext after the command must
  * never be read as if it came through TLS). */
 void	lineio_discard_input(struct lineio *);

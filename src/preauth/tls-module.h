@@ -13,7 +13,7 @@ struct tls_conn;
  * promise (tls.h) changes: a module left from another build is then refused
  * with a configuration error instead of being called the wrong way.
  */
-#define MP_TLS_MODULE_ABI	1
+#define MP_TLS_MODULE_ABI	2
 #define MP_TLS_MODULE_SYMBOL	"mp_tls_module"
 
 /* Each member does what the tls.h function of the same name says. */
@@ -24,8 +24,6 @@ struct mp_tls_module {
 				    char *err, size_t errlen);
 	struct tls_conn		*(*accept)(int fd, int timeout_ms, const char *peer);
 	const struct lineio_ops	*ops;
-	const char		*(*version)(const struct tls_conn *);
-	const char		*(*cipher)(const struct tls_conn *);
 	void			(*shutdown)(struct tls_conn *);
 };
 

@@ -426,18 +426,6 @@ static const struct lineio_ops tlsmod_ops = {
 	.pending = tls_pending,
 };
 
-static const char *
-tlsmod_version(const struct tls_conn *c)
-{
-	return SSL_get_version(c->ssl);
-}
-
-static const char *
-tlsmod_cipher(const struct tls_conn *c)
-{
-	return SSL_get_cipher_name(c->ssl);
-}
-
 static void
 tlsmod_shutdown(struct tls_conn *c)
 {
@@ -469,7 +457,5 @@ const struct mp_tls_module mp_tls_module = {
 	.init = tlsmod_init,
 	.accept = tlsmod_accept,
 	.ops = &tlsmod_ops,
-	.version = tlsmod_version,
-	.cipher = tlsmod_cipher,
 	.shutdown = tlsmod_shutdown,
 };

@@ -42,9 +42,6 @@ struct tls_conn	*tls_accept(int fd, int timeout_ms, const char *peer);
  * its errno (ECONNRESET, EPIPE); a peer's close_notify or EOF reads as 0. */
 extern const struct lineio_ops tls_ops;
 
-const char	*tls_version(const struct tls_conn *);	/* "TLSv1.3" */
-const char	*tls_cipher(const struct tls_conn *);	/* "TLS_AES_256_GCM_SHA384" */
-
 /* Best-effort close_notify (not after a fatal error), then frees; does not
  * close fd. */
 void	tls_shutdown(struct tls_conn *);

@@ -140,18 +140,6 @@ const struct lineio_ops tls_ops = {
 	.pending = fwd_pending,
 };
 
-const char *
-tls_version(const struct tls_conn *c)
-{
-	return mod->version(c);
-}
-
-const char *
-tls_cipher(const struct tls_conn *c)
-{
-	return mod->cipher(c);
-}
-
 void
 tls_shutdown(struct tls_conn *c)
 {
