@@ -108,7 +108,7 @@ sizecache_reader_from(struct sizecache_reader *r, char *buf, size_t len)
 			return;
 		want_sum = want_sum << 4 | (uint64_t)d;
 	}
-	/* The count sizes the table: it may not claim more entries than the
+	/* The count bounds the reading: it may not claim more entries than the
 	 * file has room for ("k 0 0 0 0\n" is the shortest). */
 	if (p + 1 != end || want_count > LIMIT_MESSAGES ||
 	    want_count > (uint64_t)(trailer - (buf + MAGIC_LEN)) / 10)
@@ -206,95 +206,6 @@ sizecache_reader_close(struct sizecache_reader *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* ---- the whole file in a hash table ---- */
-
-static void
-reset(struct sizecache *c)
-{
-	free(c->buf);
-	free(c->ents);
-	free(c->slots);
-	memset(c, 0, sizeof(*c));
-}
-
-void
-sizecache_parse(struct sizecache *c, char *buf, size_t len)
-{
-	struct sizecache_reader r;
-	uint32_t cap, n = 0;
-
-	memset(c, 0, sizeof(*c));
-	sizecache_reader_from(&r, buf, len);
-	c->buf = buf;
-	if (!r.valid)
-		goto bad;
-	c->ents = calloc(r.count ? r.count : 1, sizeof(*c->ents));
-	for (cap = 16; cap < (uint64_t)r.count * 2; cap <<= 1)
-		;
-	c->slots = calloc(cap, sizeof(*c->slots));
-	if (c->ents == NULL || c->slots == NULL)
-		goto bad;
-	c->mask = cap - 1;
-	while (sizecache_reader_next(&r, &c->ents[n])) {
-		const struct sizecache_entry *e = &c->ents[n];
-		uint32_t slot = (uint32_t)sizecache_fnv64(buf + e->key_off, e->key_len, FNV64_BASIS) & c->mask;
-
-		while (c->slots[slot] != 0)
-			slot = (slot + 1) & c->mask;
-		c->slots[slot] = ++n;
-	}
-	if (r.bad || n != r.count)
-		goto bad;
-	c->count = n;
-	return;
-bad:
-	reset(c);
-}
-
-void
-sizecache_load(struct sizecache *c, int dirfd, const char *name)
-{
-	struct sizecache_reader r;
-
-	sizecache_reader_open(&r, dirfd, name);
-	if (r.buf == NULL) {
-		memset(c, 0, sizeof(*c));
-		return;
-	}
-	sizecache_parse(c, r.buf, r.len);
-}
-
-bool
-sizecache_lookup(const struct sizecache *c, const char *key, size_t key_len,
-    uint64_t st_size, int64_t mtime, uint64_t *size_r)
-{
-	uint32_t slot, i;
-
-	if (c->count == 0)
-		return false;
-	slot = (uint32_t)sizecache_fnv64(key, key_len, FNV64_BASIS) & c->mask;
-	while ((i = c->slots[slot]) != 0) {
-		const struct sizecache_entry *e = &c->ents[i - 1];
-
-		if (e->key_len == key_len && memcmp(c->buf + e->key_off, key, key_len) == 0) {
-			/* A size is only trusted for the very same file. */
-			if (e->st_size != st_size || e->mtime != mtime ||
-			    !sizecache_plausible(e->size, st_size))
-				return false;
-			*size_r = e->size;
-			return true;
-		}
-		slot = (slot + 1) & c->mask;
-	}
-	return false;
-}
-
-void
-sizecache_free(struct sizecache *c)
-{
-	reset(c);
-}
-
 /* ---- writing ---- */
 
 void
@@ -381,13 +292,6 @@ sizecache_writer_put(struct sizecache_writer *w, const char *key, size_t key_len
 	*p++ = '\n';
 	w->len = (size_t)(p - w->buf);
 	w->count++;
-}
-
-void
-sizecache_writer_add(struct sizecache_writer *w, const char *key, size_t key_len,
-    uint64_t st_size, int64_t mtime, uint64_t size)
-{
-	sizecache_writer_put(w, key, key_len, 0, st_size, mtime, size);
 }
 
 int

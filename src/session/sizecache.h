@@ -1,4 +1,4 @@
-/* The size cache file inside the Maildir: load and verify, read in order or look up, rewrite atomically; runs as the mailbox owner. */
+/* The size cache file inside the Maildir: load and verify, read in order, rewrite atomically; runs as the mailbox owner. */
 #ifndef MP_SIZECACHE_H
 #define MP_SIZECACHE_H
 
@@ -61,24 +61,6 @@ void	sizecache_reader_from(struct sizecache_reader *, char *buf, size_t len);
 bool	sizecache_reader_next(struct sizecache_reader *, struct sizecache_entry *);
 void	sizecache_reader_close(struct sizecache_reader *);
 
-/* The whole file in a hash table, for lookups by key (unit tests, fuzzers). */
-struct sizecache {
-	char			*buf;		/* the file, as read */
-	struct sizecache_entry	*ents;
-	uint32_t		 count;
-	uint32_t		*slots;		/* hash table: entry index + 1, 0 = empty */
-	uint32_t		 mask;
-};
-
-/* Parses a cache image in memory; takes ownership of buf (malloc'd, len
- * octets plus a spare NUL).  Anything unusable leaves the cache empty. */
-void	sizecache_parse(struct sizecache *, char *buf, size_t len);
-void	sizecache_load(struct sizecache *, int dirfd, const char *name);
-/* The size for key when the entry is for a file of this size and mtime. */
-bool	sizecache_lookup(const struct sizecache *, const char *key, size_t key_len,
-	    uint64_t st_size, int64_t mtime, uint64_t *size_r);
-void	sizecache_free(struct sizecache *);
-
 /* Serialises one entry per call into a growing buffer; commit writes it
  * under a temporary name unique across hosts (time, pid, host name) in the
  * same directory, fsyncs and renames it into place.  Failure (full disk,
@@ -94,15 +76,12 @@ struct sizecache_writer {
 void	sizecache_writer_init(struct sizecache_writer *);
 void	sizecache_writer_put(struct sizecache_writer *, const char *key, size_t key_len,
 	    uint64_t ino, uint64_t st_size, int64_t mtime, uint64_t size);
-/* The same with inode number 0 (an entry that only a lookup by key uses). */
-void	sizecache_writer_add(struct sizecache_writer *, const char *key, size_t key_len,
-	    uint64_t st_size, int64_t mtime, uint64_t size);
 /* Appends the trailer; the image is then w->buf[0..w->len).  -1 on ENOMEM. */
 int	sizecache_writer_finish(struct sizecache_writer *);
 /* Finishes (unless done) and writes the file; frees the buffer either way. */
 int	sizecache_writer_commit(struct sizecache_writer *, int dirfd, const char *name);
 
-/* The checksum (and the hash of the lookup table): FNV-1a's 64-bit step on
+/* The checksum: FNV-1a's 64-bit step on
  * 8-octet little-endian words, then on the remaining octets. */
 uint64_t sizecache_fnv64(const void *, size_t, uint64_t seed);
 #define FNV64_BASIS	0xcbf29ce484222325ULL

@@ -1,4 +1,4 @@
-/* libFuzzer target for Maildir name handling (unique part, delivery time, ,W= size, UIDL, the seen flag) and the size cache parser, each against a model or a round trip; runs unprivileged. */
+/* libFuzzer target for Maildir name handling (unique part, delivery time, ,W= size, UIDL, the seen flag) and the size cache reader and writer, each against a model or a round trip; runs unprivileged. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -9,8 +9,6 @@
 #include "fuzz-common.h"
 #include "maildir.h"
 #include "sizecache.h"
-
-#include <sanitizer/allocator_interface.h>
 
 static void
 check_names(const char *name, size_t len, size_t outsize)
@@ -108,74 +106,17 @@ check_names(const char *name, size_t len, size_t outsize)
 	free(seen);
 }
 
-/* The largest single allocation while a cache image is parsed: a file may
- * announce any count in its trailer, and the memory taken must follow what
- * the file holds, not what it claims. */
-static size_t max_alloc;
-static bool watching;
-
-static void
-on_malloc(const volatile void *p, size_t size)
-{
-	(void)p;
-	if (watching && size > max_alloc)
-		max_alloc = size;
-}
-
-static void
-on_free(const volatile void *p)
-{
-	(void)p;
-}
-
-/* Entries of a parsed cache written back and parsed again give the same. */
-static void
-round_trip(const struct sizecache *c)
-{
-	struct sizecache_writer w;
-	struct sizecache d;
-	uint32_t i;
-
-	sizecache_writer_init(&w);
-	for (i = 0; i < c->count; i++) {
-		const struct sizecache_entry *e = &c->ents[i];
-
-		FUZZ_CHECK(sizecache_key_ok(c->buf + e->key_off, e->key_len), "a parsed key is not writable");
-		sizecache_writer_put(&w, c->buf + e->key_off, e->key_len, e->ino, e->st_size, e->mtime, e->size);
-	}
-	if (sizecache_writer_finish(&w) == -1) {
-		free(w.buf);
-		return;		/* out of memory */
-	}
-	FUZZ_CHECK(w.count == c->count, "writer dropped a parsed entry");
-	/* parse takes the buffer, with its spare octet for the NUL */
-	char *img = malloc(w.len + 1);
-
-	if (img == NULL)
-		abort();
-	memcpy(img, w.buf, w.len);
-	img[w.len] = '\0';
-	sizecache_parse(&d, img, w.len);
-	FUZZ_CHECK(d.count == c->count, "a written cache does not parse back");
-	for (i = 0; i < d.count; i++) {
-		const struct sizecache_entry *a = &c->ents[i], *b = &d.ents[i];
-
-		FUZZ_CHECK(a->key_len == b->key_len && memcmp(c->buf + a->key_off, d.buf + b->key_off, a->key_len) == 0 &&
-		    a->ino == b->ino && a->st_size == b->st_size && a->mtime == b->mtime && a->size == b->size,
-		    "a written cache entry parses back differently");
-	}
-	sizecache_free(&d);
-	free(w.buf);
-}
-
-/* The streaming reader and the table agree entry by entry. */
-static void
-check_reader(const char *img, size_t len, const struct sizecache *c)
+/* Entries the streaming reader returns from a copy of img[0..len), into a
+ * malloc'd array (*ents_r, keys pointing into *buf_r); whether the file is
+ * usable: checked whole and every announced entry read. */
+static bool
+read_all(const char *img, size_t len, struct sizecache_entry **ents_r, uint32_t *n_r, char **buf_r)
 {
 	struct sizecache_reader r;
-	struct sizecache_entry e;
+	struct sizecache_entry e, *ents = NULL;
+	uint32_t n = 0, cap = 0;
 	char *copy = malloc(len + 1);
-	uint32_t n = 0;
+	bool usable;
 
 	if (copy == NULL)
 		abort();
@@ -183,28 +124,71 @@ check_reader(const char *img, size_t len, const struct sizecache *c)
 	sizecache_reader_from(&r, copy, len);
 	while (sizecache_reader_next(&r, &e)) {
 		FUZZ_CHECK(e.key_len > 0 && (size_t)e.key_off + e.key_len <= len, "reader key outside the file");
-		if (c->count > 0) {
-			const struct sizecache_entry *t = &c->ents[n];
-
-			FUZZ_CHECK(n < c->count && t->key_off == e.key_off && t->key_len == e.key_len &&
-			    t->ino == e.ino && t->st_size == e.st_size && t->mtime == e.mtime && t->size == e.size,
-			    "reader and table disagree");
+		FUZZ_CHECK(sizecache_key_ok(r.buf + e.key_off, e.key_len), "reader key with a space, newline or NUL");
+		FUZZ_CHECK(n < r.count, "reader returned more entries than the trailer announces");
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			ents = realloc(ents, cap * sizeof(*ents));
+			if (ents == NULL)
+				abort();
 		}
-		n++;
+		ents[n++] = e;
 	}
-	/* The table holds the file only when every announced entry read. */
-	FUZZ_CHECK((c->count > 0) == (r.valid && !r.bad && n == r.count && n > 0),
-	    "table and reader disagree on whether the cache is usable");
+	usable = r.valid && !r.bad && n == r.count;
+	*buf_r = r.buf;
+	r.buf = NULL;		/* the keys live on in *buf_r */
 	sizecache_reader_close(&r);
+	*ents_r = ents;
+	*n_r = n;
+	return usable;
+}
+
+/* Entries of a usable cache written back by the production writer and read
+ * again give the same. */
+static void
+round_trip(const char *buf, const struct sizecache_entry *ents, uint32_t n)
+{
+	struct sizecache_writer w;
+	struct sizecache_entry *back;
+	uint32_t i, m;
+	char *img, *bbuf;
+
+	sizecache_writer_init(&w);
+	for (i = 0; i < n; i++)
+		sizecache_writer_put(&w, buf + ents[i].key_off, ents[i].key_len, ents[i].ino,
+		    ents[i].st_size, ents[i].mtime, ents[i].size);
+	if (sizecache_writer_finish(&w) == -1) {
+		free(w.buf);
+		return;		/* out of memory */
+	}
+	FUZZ_CHECK(w.count == n, "writer dropped a read entry");
+	img = malloc(w.len + 1);
+	if (img == NULL)
+		abort();
+	memcpy(img, w.buf, w.len);
+	img[w.len] = '\0';
+	FUZZ_CHECK(read_all(img, w.len, &back, &m, &bbuf) && m == n, "a written cache does not read back");
+	for (i = 0; i < n; i++) {
+		const struct sizecache_entry *a = &ents[i], *b = &back[i];
+
+		FUZZ_CHECK(a->key_len == b->key_len && memcmp(buf + a->key_off, bbuf + b->key_off, a->key_len) == 0 &&
+		    a->ino == b->ino && a->st_size == b->st_size && a->mtime == b->mtime && a->size == b->size,
+		    "a written cache entry reads back differently");
+	}
+	free(back);
+	free(bbuf);
+	free(img);
+	free(w.buf);
 }
 
 static void
 check_cache(const uint8_t *data, size_t size, int mode)
 {
 	static const size_t magic_len = sizeof(SIZECACHE_MAGIC) - 1;
-	struct sizecache c;
+	struct sizecache_entry *ents;
 	size_t len = size;
-	char *buf, *img;
+	uint32_t n;
+	char *buf, *rbuf;
 
 	buf = malloc(size + 64 + magic_len);
 	if (buf == NULL)
@@ -215,7 +199,7 @@ check_cache(const uint8_t *data, size_t size, int mode)
 		 * front when missing and a correct trailer behind; mode 2
 		 * announces more entries than there are lines. */
 		size_t lines = 0;
-		int n;
+		int k;
 
 		if (size < magic_len || memcmp(buf, SIZECACHE_MAGIC, magic_len) != 0) {
 			memmove(buf + magic_len, buf, size);
@@ -228,47 +212,23 @@ check_cache(const uint8_t *data, size_t size, int mode)
 			lines += buf[i] == '\n';
 		if (mode == 2)
 			lines = LIMIT_MESSAGES - (size % 1000);
-		n = snprintf(buf + len, 64, "end %zu %016" PRIx64 "\n", lines,
+		k = snprintf(buf + len, 64, "end %zu %016" PRIx64 "\n", lines,
 		    sizecache_fnv64(buf, len, FNV64_BASIS));
-		len += (size_t)n;
+		len += (size_t)k;
 	}
 	buf[len] = '\0';
-	img = malloc(len + 1);
-	if (img == NULL)
-		abort();
-	memcpy(img, buf, len + 1);
-
-	max_alloc = 0;
-	watching = true;
-	sizecache_parse(&c, buf, len);	/* owns buf from here on */
-	watching = false;
-	FUZZ_CHECK(max_alloc <= 64 * len + 4096, "cache parsing allocates far more than the file holds");
-	FUZZ_CHECK(c.count == 0 || c.buf == buf, "cache does not keep its buffer");
-	for (uint32_t i = 0; i < c.count; i++) {
-		const struct sizecache_entry *e = &c.ents[i];
-		uint64_t got = 0;
-
-		FUZZ_CHECK(e->key_len > 0 && (size_t)e->key_off + e->key_len <= len, "cache key outside the file");
-		FUZZ_CHECK(sizecache_key_ok(c.buf + e->key_off, e->key_len), "cache key with a space, newline or NUL");
-		if (sizecache_lookup(&c, c.buf + e->key_off, e->key_len, e->st_size, e->mtime, &got))
-			FUZZ_CHECK(sizecache_plausible(got, e->st_size), "cache lookup trusted an impossible size");
-	}
-	check_reader(img, len, &c);
-	if (c.count > 0)
-		round_trip(&c);
-	sizecache_free(&c);
-	free(img);
+	if (read_all(buf, len, &ents, &n, &rbuf) && n > 0)
+		round_trip(rbuf, ents, n);
+	free(ents);
+	free(rbuf);
+	free(buf);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static bool hooked;
 	size_t outsize = 0, nlen;
 	char *name;
-
-	if (!hooked)
-		hooked = __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free) != 0;
 
 	/* The name: up to the first newline (one octet before it sets the
 	 * seen-name buffer size), the whole input for the cache. */

@@ -1,8 +1,12 @@
 /* Unit tests for Maildir name handling, UIDL derivation, path expansion and the size cache format. */
 #include "config.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "maildir.h"
 #include "session.h"
@@ -13,6 +17,155 @@ static bool
 seen(const char *name, char *out)
 {
 	return maildir_seen_name(name, strlen(name), out, 300);
+}
+
+static void
+put_file(int dirfd, const char *name, const char *text)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+	if (fd == -1 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) || close(fd) == -1) {
+		perror(name);
+		exit(99);
+	}
+}
+
+static int64_t
+mtime_of(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static uint64_t
+size_of(const struct maildir *md, const char *uniq)
+{
+	for (uint32_t i = 0; i < md->count; i++)
+		if (strncmp(maildir_name(md, i), uniq, strlen(uniq)) == 0)
+			return md->msgs[i].size;
+	return UINT64_MAX;
+}
+
+/*
+ * The rule maildir_open() applies to a cache entry: its size is used when
+ * the entry has the message's unique part and inode number, and the file is
+ * read otherwise.  Each cache entry below holds a size that is plausible
+ * for its file but false, so which source a size came from shows.  The cache
+ * is written by the production writer (sizecache_writer_commit).
+ */
+static void
+cache_trusts_only_the_same_inode(void)
+{
+	char dir[] = "/tmp/test-maildir.XXXXXX";
+	struct sizecache_writer w;
+	struct maildir md;
+	struct stat st1, st2;
+	int dfd, cur;
+
+	if (mkdtemp(dir) == NULL || (dfd = open(dir, O_RDONLY | O_DIRECTORY)) == -1 ||
+	    mkdirat(dfd, "new", 0700) == -1 || mkdirat(dfd, "cur", 0700) == -1 ||
+	    mkdirat(dfd, "tmp", 0700) == -1 || (cur = openat(dfd, "cur", O_RDONLY | O_DIRECTORY)) == -1) {
+		perror("test maildir");
+		exit(99);
+	}
+	/* Wire sizes: 6 ("a\r\nb\r\n") and 3 ("x\r\n"). */
+	put_file(cur, "1700000000.M1.h:2,", "a\nb\n");
+	put_file(cur, "1700000001.M2.h:2,", "x\n");
+	if (fstatat(cur, "1700000000.M1.h:2,", &st1, 0) == -1 ||
+	    fstatat(cur, "1700000001.M2.h:2,", &st2, 0) == -1)
+		exit(99);
+	sizecache_writer_init(&w);
+	sizecache_writer_put(&w, "1700000000.M1.h", 15, (uint64_t)st1.st_ino,
+	    (uint64_t)st1.st_size, mtime_of(&st1), 9);
+	sizecache_writer_put(&w, "1700000001.M2.h", 15, (uint64_t)st2.st_ino + 1,
+	    (uint64_t)st2.st_size, mtime_of(&st2), 5);
+	ok(sizecache_writer_commit(&w, dfd, MAILDIR_CACHE_NAME) == 0, "the writer commits a cache file");
+
+	ok(maildir_open(&md, dir, false) == MAILDIR_OK, "the test Maildir opens");
+	is_int(md.count, 2, "both messages are found");
+	is_int(size_of(&md, "1700000000.M1.h"), 9, "an entry with the file's inode number gives the size");
+	is_int(size_of(&md, "1700000001.M2.h"), 3, "an entry with another inode number is not trusted: the file is read");
+	is_int(md.sized_by_cache, 1, "one size came from the cache");
+	is_int(md.sized_by_reading, 1, "one size came from reading the file");
+	maildir_close(&md);
+
+	/* The cache was rewritten with the size read, for the right inode. */
+	ok(maildir_open(&md, dir, false) == MAILDIR_OK, "the test Maildir opens again");
+	is_int(md.sized_by_cache, 2, "the rewritten cache serves both messages");
+	is_int(size_of(&md, "1700000001.M2.h"), 3, "the rewritten entry holds the size read from the file");
+	maildir_close(&md);
+
+	unlinkat(cur, "1700000000.M1.h:2,", 0);
+	unlinkat(cur, "1700000001.M2.h:2,", 0);
+	unlinkat(dfd, MAILDIR_CACHE_NAME, 0);
+	unlinkat(dfd, "new", AT_REMOVEDIR);
+	unlinkat(dfd, "cur", AT_REMOVEDIR);
+	unlinkat(dfd, "tmp", AT_REMOVEDIR);
+	close(cur);
+	close(dfd);
+	rmdir(dir);
+}
+
+/* Entries the reader returns from a copy of img[0..len) until it stops; -1
+ * when it refuses the file as a whole. */
+static long
+entries_read(const char *img, size_t len)
+{
+	struct sizecache_reader r;
+	struct sizecache_entry e;
+	char *copy = malloc(len + 1);
+	long n = 0;
+
+	if (copy == NULL)
+		exit(99);
+	memcpy(copy, img, len);
+	copy[len] = '\0';
+	sizecache_reader_from(&r, copy, len);
+	if (!r.valid)
+		n = -1;
+	else
+		while (sizecache_reader_next(&r, &e))
+			n++;
+	sizecache_reader_close(&r);
+	return n;
+}
+
+/* A cache image from the production writer (trailer included) reads back
+ * whole; any truncation, a flipped bit or another version is refused whole. */
+static void
+cache_image_checks(void)
+{
+	struct sizecache_writer w;
+	struct sizecache_reader r;
+	struct sizecache_entry e;
+	char *img, *copy;
+	size_t len;
+
+	sizecache_writer_init(&w);
+	sizecache_writer_put(&w, "1.M1.h", 6, 11, 100, 1700000000, 104);
+	sizecache_writer_put(&w, "2.M2.h", 6, 12, 50, 1700000001, 52);
+	sizecache_writer_put(&w, "bad key", 7, 13, 1, 1, 2);
+	if (sizecache_writer_finish(&w) == -1)
+		exit(99);
+	img = w.buf;
+	len = w.len;
+	is_int(entries_read(img, len), 2, "a written cache reads back (a key with a space is left out)");
+	copy = malloc(len + 1);
+	memcpy(copy, img, len);
+	copy[len] = '\0';
+	sizecache_reader_from(&r, copy, len);
+	ok(sizecache_reader_next(&r, &e) && e.key_len == 6 && memcmp(r.buf + e.key_off, "1.M1.h", 6) == 0 &&
+	    e.ino == 11 && e.st_size == 100 && e.mtime == 1700000000 && e.size == 104,
+	    "an entry reads back field by field");
+	sizecache_reader_close(&r);
+	for (size_t cut = 0; cut < len; cut += 7)
+		if (!is_int(entries_read(img, cut), -1, "truncated cache (%zu octets) is ignored", cut))
+			break;
+	img[40] ^= 1;	/* one bit in an entry */
+	is_int(entries_read(img, len), -1, "a flipped bit fails the checksum");
+	img[40] ^= 1;
+	img[26] = '9';	/* the version in the magic line */
+	is_int(entries_read(img, len), -1, "a foreign version is ignored");
+	free(img);
 }
 
 int
@@ -73,62 +226,7 @@ main(void)
 	ok(session_expand_maildir("/m/%x", "a", "/h", out, sizeof(out)) == -1, "unknown %%x refused");
 	ok(session_expand_maildir("/m/%u", "a", "/h", out, 4) == -1, "overflow refused");
 
-	/* size cache round trip and corruption */
-	{
-		struct sizecache_writer wr;
-		struct sizecache c;
-		uint64_t size;
-		char *img;
-
-		sizecache_writer_init(&wr);
-		sizecache_writer_add(&wr, "1.M1.h", 6, 100, 1700000000, 104);
-		sizecache_writer_add(&wr, "2.M2.h", 6, 50, 1700000001, 52);
-		sizecache_writer_add(&wr, "bad key", 7, 1, 1, 2);
-		/* finish the image the way commit does, without the file */
-		{
-			char trailer[64];
-			int n = snprintf(trailer, sizeof(trailer), "end %u %016llx\n", wr.count,
-			    (unsigned long long)sizecache_fnv64(wr.buf, wr.len, FNV64_BASIS));
-
-			img = malloc(wr.len + (size_t)n + 1);
-			memcpy(img, wr.buf, wr.len);
-			memcpy(img + wr.len, trailer, (size_t)n + 1);
-		}
-		size_t imglen = strlen(img);
-		char *copy = malloc(imglen + 1);
-
-		memcpy(copy, img, imglen + 1);
-		sizecache_parse(&c, copy, imglen);
-		is_int(c.count, 2, "cache round trip keeps two entries (a key with a space is left out)");
-		ok(sizecache_lookup(&c, "1.M1.h", 6, 100, 1700000000, &size) && size == 104, "cache hit");
-		ok(!sizecache_lookup(&c, "1.M1.h", 6, 101, 1700000000, &size), "changed size is a miss");
-		ok(!sizecache_lookup(&c, "1.M1.h", 6, 100, 1700000009, &size), "changed mtime is a miss");
-		ok(!sizecache_lookup(&c, "3.M3.h", 6, 1, 1, &size), "unknown key is a miss");
-		sizecache_free(&c);
-
-		for (size_t cut = 0; cut < imglen; cut += 7) {
-			copy = malloc(imglen + 1);
-			memcpy(copy, img, cut);
-			copy[cut] = '\0';
-			sizecache_parse(&c, copy, cut);
-			if (!ok(c.count == 0, "truncated cache (%zu octets) is ignored", cut))
-				break;
-			sizecache_free(&c);
-		}
-		copy = malloc(imglen + 1);
-		memcpy(copy, img, imglen + 1);
-		copy[40] ^= 1;	/* flip one bit in an entry */
-		sizecache_parse(&c, copy, imglen);
-		is_int(c.count, 0, "a flipped bit fails the checksum");
-		sizecache_free(&c);
-		copy = malloc(imglen + 1);
-		memcpy(copy, img, imglen + 1);
-		copy[26] = '9';	/* version */
-		sizecache_parse(&c, copy, imglen);
-		is_int(c.count, 0, "a foreign version is ignored");
-		sizecache_free(&c);
-		free(img);
-		free(wr.buf);
-	}
+	cache_trusts_only_the_same_inode();
+	cache_image_checks();
 	return done_testing();
 }
