@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # `make install DESTDIR=...` (DESIGN.md section 6): exactly the binary in $(sbindir), the TLS
 # module in $(pkglibdir) (built with OpenSSL), the man page, the PAM file in
-# $(sysconfdir)/pam.d and the four units, with @sbindir@ replaced by the real path; the
+# $(pamdir) (/etc/pam.d unless --with-pamdir says otherwise) and the four units, with @sbindir@ replaced by the real path; the
 # installed binary loads the installed module; `make uninstall` takes them all away again;
 # --with-systemdsystemunitdir=no installs no unit.  Runs in the build directory that
 # `make check` tests (MP_BUILDDIR).
@@ -38,17 +38,17 @@ with_tls() {
 }
 
 @test "make install puts exactly the binary, the TLS module, the man page, the PAM file and the four units under DESTDIR" {
-	local sbindir mandir sysconfdir unitdir pkglibdir u want
+	local sbindir mandir pamdir unitdir pkglibdir u want
 	sbindir=$(var "$MP_BUILDDIR" sbindir)
 	mandir=$(var "$MP_BUILDDIR" mandir)
-	sysconfdir=$(var "$MP_BUILDDIR" sysconfdir)
+	pamdir=$(var "$MP_BUILDDIR" pamdir)
 	unitdir=$(var "$MP_BUILDDIR" systemdsystemunitdir)
 	pkglibdir=$(var "$MP_BUILDDIR" pkglibdir)
-	[[ $sbindir == /* && $mandir == /* && $sysconfdir == /* && $pkglibdir == /* ]] ||
-		fail "odd directories: $sbindir $mandir $sysconfdir $pkglibdir"
+	[[ $sbindir == /* && $mandir == /* && $pamdir == /* && $pkglibdir == /* ]] ||
+		fail "odd directories: $sbindir $mandir $pamdir $pkglibdir"
 	mk -C "$MP_BUILDDIR" install DESTDIR="$DEST"
 
-	want=("$sbindir/maildir-pop3d" "$mandir/man8/maildir-pop3d.8" "$sysconfdir/pam.d/maildir-pop3d")
+	want=("$sbindir/maildir-pop3d" "$mandir/man8/maildir-pop3d.8" "$pamdir/maildir-pop3d")
 	# Only the module itself: it is loaded by its path, libtool's .la file is not installed.
 	if with_tls; then
 		want+=("$pkglibdir/tls.so")
@@ -66,8 +66,8 @@ with_tls() {
 	assert_success
 	assert_line --index 0 --regexp '^maildir-pop3d [0-9]'
 	cmp "$SRCDIR/doc/maildir-pop3d.8" "$DEST$mandir/man8/maildir-pop3d.8"
-	cmp "$SRCDIR/pam.d/maildir-pop3d" "$DEST$sysconfdir/pam.d/maildir-pop3d"
-	run stat -c %a "$DEST$sysconfdir/pam.d/maildir-pop3d" "$DEST$mandir/man8/maildir-pop3d.8"
+	cmp "$SRCDIR/pam.d/maildir-pop3d" "$DEST$pamdir/maildir-pop3d"
+	run stat -c %a "$DEST$pamdir/maildir-pop3d" "$DEST$mandir/man8/maildir-pop3d.8"
 	assert_output $'644\n644'
 	if with_tls; then
 		# The binary looks for the module where it is installed (without DESTDIR); make
@@ -134,6 +134,25 @@ with_tls() {
 	assert_output ''
 }
 
+@test "a plain configure puts the PAM file in /etc/pam.d and the units where systemd looks, starting the binary it installs" {
+	[[ ! -e $SRCDIR/config.status ]] ||
+		skip "the source tree is configured in place; a second build from it is refused"
+	local b=$BATS_TEST_TMPDIR/build-defaults unitdir
+	mkdir -p "$b"
+	(cd "$b" && "$SRCDIR/configure" --without-systemd --without-openssl) \
+		>"$BATS_TEST_TMPDIR/configure.log" 2>&1 || fail "configure failed: $(tail -20 "$BATS_TEST_TMPDIR/configure.log")"
+	assert_equal "$(var "$b" pamdir)" /etc/pam.d
+	unitdir=$(var "$b" systemdsystemunitdir)
+	assert_equal "$unitdir" /usr/local/lib/systemd/system
+	run grep -F 'the installed units start /usr/local/sbin/maildir-pop3d' "$BATS_TEST_TMPDIR/configure.log"
+	assert_success
+	# A directory PAM never reads is said loudly.
+	(cd "$b" && "$SRCDIR/configure" --without-systemd --without-openssl --with-pamdir=/usr/local/etc/pam.d) \
+		>"$BATS_TEST_TMPDIR/configure2.log" 2>&1 || fail "configure failed"
+	run grep -F 'WARNING: the PAM file goes to /usr/local/etc/pam.d, where PAM does not look' "$BATS_TEST_TMPDIR/configure2.log"
+	assert_success
+}
+
 @test "configure --with-systemdsystemunitdir=no installs no unit" {
 	[[ ! -e $SRCDIR/config.status ]] ||
 		skip "the source tree is configured in place; a second build from it is refused"
@@ -146,7 +165,7 @@ with_tls() {
 	# The data files are enough to see it; the binary need not be built for that.
 	mk -C "$b" install-data DESTDIR="$DEST"
 	run installed
-	assert_output "$(printf '%s\n' "$(var "$b" mandir)/man8/maildir-pop3d.8" "$(var "$b" sysconfdir)/pam.d/maildir-pop3d" | sort)"
+	assert_output "$(printf '%s\n' "$(var "$b" mandir)/man8/maildir-pop3d.8" "$(var "$b" pamdir)/maildir-pop3d" | sort)"
 	run find "$DEST" -name '*.socket' -o -name '*.service'
 	assert_output ''
 }
