@@ -89,6 +89,34 @@ teardown() {
 	EOF
 }
 
+@test "numbers padded with leading zeros to the 255-octet line mean what their short form means" {
+	# RFC 2449 section 4: 255 octets with CRLF.  Each line here is 253 + CRLF.
+	msn=$(printf '%0248d' 2)	# RETR, LIST, UIDL, DELE: 5 + 248
+	top=$(printf '%0244d' 1)	# "TOP " + 4 digits + " " + 244 lines
+	[ "${#msn}" -eq 248 ] && [ "${#top}" -eq 244 ]
+	send_lines "RETR $msn" "LIST $msn" "UIDL $msn" "TOP 0002 $top" "DELE $msn" QUIT
+	assert_transcript <<-'EOF'
+	+OK maildir-pop3d ready.
+	+OK 51 octets
+	From: b@example.org
+	Subject: two
+
+	second
+	body
+	.
+	+OK 2 51
+	+OK 2 1000000002.M2P2.host
+	+OK top of message follows
+	From: b@example.org
+	Subject: two
+
+	second
+	.
+	+OK message 2 deleted
+	+OK maildir-pop3d signing off (1 messages deleted)
+	EOF
+}
+
 @test "AUTHORIZATION commands are refused in TRANSACTION" {
 	send_lines 'USER bob' 'PASS x' 'AUTH PLAIN' 'STLS' 'APOP bob 0123' NOOP QUIT
 	assert_transcript <<-'EOF'

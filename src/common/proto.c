@@ -5,25 +5,36 @@
 
 #include "proto.h"
 
-int
-proto_parse_u64(const char *s, uint64_t max, uint64_t *val_r)
+size_t
+proto_scan_u64(const char *s, size_t len, uint64_t max, uint64_t *val_r)
 {
 	uint64_t v = 0;
 	size_t i;
 
-	if (s == NULL || *s == '\0')
-		return -1;
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned d;
+	for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
 
-		if (s[i] < '0' || s[i] > '9' || i >= 20)
-			return -1;
-		d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
+		/* v only grows, so one check against max bounds it. */
+		if (d > max || v > (max - d) / 10)
+			return 0;
 		v = v * 10 + d;
 	}
-	if (v > max)
+	if (i == 0)
+		return 0;
+	*val_r = v;
+	return i;
+}
+
+int
+proto_parse_u64(const char *s, uint64_t max, uint64_t *val_r)
+{
+	uint64_t v;
+	size_t len;
+
+	if (s == NULL)
+		return -1;
+	len = strlen(s);
+	if (len == 0 || proto_scan_u64(s, len, max, &v) != len)
 		return -1;
 	*val_r = v;
 	return 0;

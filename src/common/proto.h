@@ -9,8 +9,15 @@
 /* Most arguments any command takes, plus the verb. */
 #define PROTO_MAX_ARGS	4
 
-/* Parses a decimal number of 1..20 digits with nothing before or after it
- * (no sign, no space, no 0x) that is at most max.  0, or -1 on anything else. */
+/* The one decimal reader: the digits at the start of s[0..len), up to the
+ * first non-digit, any number of them (leading zeros are a plain number, as
+ * long as the line that carries them).  Returns how many octets it read and
+ * sets *val_r, or returns 0 (and leaves *val_r) when there is no digit or the
+ * value is over max. */
+size_t	proto_scan_u64(const char *s, size_t len, uint64_t max, uint64_t *val_r);
+
+/* A whole string that is a decimal number at most max (no sign, space or
+ * 0x; leading zeros allowed): 0, or -1 on anything else. */
 int	proto_parse_u64(const char *s, uint64_t max, uint64_t *val_r);
 
 /* Splits line in place at spaces (runs of spaces count as one, so a person

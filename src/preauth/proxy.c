@@ -13,6 +13,7 @@
 
 #include "pop3d-limits.h"
 #include "deadline.h"
+#include "proto.h"
 #include "proxy.h"
 
 /* Spec section 2.2: the 12-octet v2 signature, then ver_cmd, fam, 2-octet length. */
@@ -66,23 +67,20 @@ expect(struct cursor *c, const char *lit)
 static enum proxy_result
 decimal(struct cursor *c, unsigned max, unsigned *val_r)
 {
-	unsigned v = 0;
-	size_t n = 0;
+	const char *s = (const char *)c->p;
+	size_t avail = (size_t)(c->end - c->p), n;
+	uint64_t v = 0;
 
-	while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-		if (n == 1 && v == 0)
-			return PROXY_BAD;
-		v = v * 10 + (unsigned)(*c->p - '0');
-		if (v > max)
-			return PROXY_BAD;
-		n++;
-		c->p++;
-	}
+	n = proto_scan_u64(s, avail, max, &v);
+	/* Too large, or a leading zero, is bad even in a prefix. */
+	if ((n == 0 && avail > 0 && *s >= '0' && *s <= '9') || (n > 1 && *s == '0'))
+		return PROXY_BAD;
+	c->p += n;
 	if (c->p == c->end && c->partial)
 		return PROXY_NEED_MORE;
 	if (n == 0)
 		return PROXY_BAD;
-	*val_r = v;
+	*val_r = (unsigned)v;
 	return PROXY_OK;
 }
 

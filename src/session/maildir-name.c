@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "maildir.h"
+#include "proto.h"
 
 size_t
 maildir_uniq_len(const char *name, size_t len)
@@ -19,10 +20,9 @@ uint64_t
 maildir_delivery(const char *name, size_t len)
 {
 	uint64_t v = 0;
-	size_t i;
 
-	for (i = 0; i < len && i < 19 && name[i] >= '0' && name[i] <= '9'; i++)
-		v = v * 10 + (uint64_t)(name[i] - '0');
+	/* Absurdly long (over UINT64_MAX) reads as none: it only orders. */
+	proto_scan_u64(name, len, UINT64_MAX, &v);
 	return v;
 }
 
@@ -35,14 +35,11 @@ maildir_name_wsize(const char *name, size_t uniq_len, uint64_t *w_r)
 	for (i = 0; i + 3 < uniq_len; i++) {
 		if (name[i] != ',' || name[i + 1] != 'W' || name[i + 2] != '=')
 			continue;
-		size_t j = i + 3, k = 0;
+		size_t j = i + 3, k;
 		uint64_t v = 0;
 
-		while (j < uniq_len && name[j] >= '0' && name[j] <= '9' && k < 19) {
-			v = v * 10 + (uint64_t)(name[j] - '0');
-			j++;
-			k++;
-		}
+		k = proto_scan_u64(name + j, uniq_len - j, UINT64_MAX, &v);
+		j += k;
 		if (k == 0 || (j < uniq_len && name[j] != ','))
 			return false;
 		*w_r = v;

@@ -14,6 +14,7 @@
 #include "pop3d-limits.h"
 #include "log.h"
 #include "deadline.h"
+#include "proto.h"
 #include "sizecache.h"
 
 #define MAGIC_LEN	(sizeof(SIZECACHE_MAGIC) - 1)
@@ -44,26 +45,14 @@ sizecache_fnv64(const void *p, size_t len, uint64_t h)
 	return h;
 }
 
-/* Decimal, 1 to 20 digits, no overflow; advances *pp. */
+/* A decimal field at *pp, advancing past it. */
 static bool
 parse_u64(const char **pp, const char *end, uint64_t *v_r)
 {
-	const char *p = *pp;
-	uint64_t v = 0;
+	size_t n = proto_scan_u64(*pp, (size_t)(end - *pp), UINT64_MAX, v_r);
 
-	if (p >= end || *p < '0' || *p > '9')
-		return false;
-	while (p < end && *p >= '0' && *p <= '9') {
-		unsigned d = (unsigned)(*p - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-		p++;
-	}
-	*v_r = v;
-	*pp = p;
-	return true;
+	*pp += n;
+	return n > 0;
 }
 
 /* ---- the streaming reader ---- */

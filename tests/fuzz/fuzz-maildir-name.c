@@ -21,12 +21,22 @@ check_names(const char *name, size_t len, size_t outsize)
 
 	FUZZ_CHECK(ul == (colon ? (size_t)(colon - name) : len), "unique part does not stop at the first colon");
 
-	for (i = 0; i < len && i < 19 && name[i] >= '0' && name[i] <= '9'; i++)
-		v = v * 10 + (uint64_t)(name[i] - '0');
+	/* Delivery time: the leading digits as a number, 0 when there are
+	 * none or they exceed UINT64_MAX (the model counts in 128 bits). */
+	{
+		unsigned __int128 big = 0;
+		bool over = false;
+
+		for (i = 0; i < len && name[i] >= '0' && name[i] <= '9'; i++) {
+			big = big * 10 + (unsigned)(name[i] - '0');
+			over |= big > UINT64_MAX;
+		}
+		v = over ? 0 : (uint64_t)big;
+	}
 	FUZZ_CHECK(maildir_delivery(name, len) == v, "delivery time differs from the model");
 
-	/* ,W=: the first ",W=" in the unique part decides; 1..19 digits
-	 * then ',' or the end of the unique part. */
+	/* ,W=: the first ",W=" in the unique part decides; digits (at most
+	 * UINT64_MAX) then ',' or the end of the unique part. */
 	{
 		const char *p = NULL;
 		bool want = false;
@@ -38,11 +48,16 @@ check_names(const char *name, size_t len, size_t outsize)
 				break;
 			}
 		if (p != NULL) {
+			unsigned __int128 big = 0;
+			bool over = false;
 			size_t k = 0;
 
-			while (p + k < name + ul && p[k] >= '0' && p[k] <= '9' && k < 19)
-				wv = wv * 10 + (uint64_t)(p[k++] - '0');
-			want = k > 0 && (p + k == name + ul || p[k] == ',');
+			while (p + k < name + ul && p[k] >= '0' && p[k] <= '9') {
+				big = big * 10 + (unsigned)(p[k++] - '0');
+				over |= big > UINT64_MAX;
+			}
+			wv = (uint64_t)big;
+			want = k > 0 && !over && (p + k == name + ul || p[k] == ',');
 		}
 		has_w = maildir_name_wsize(name, ul, &w);
 		FUZZ_CHECK(has_w == want, ",W= found or refused unlike the model");

@@ -13,21 +13,25 @@
 static struct session s;	/* session_msn() only reads md.count and the flags */
 static struct msg msgs[8];
 
-/* Model of proto_parse_u64: 1..20 ASCII digits, no sign or space, value at
- * most max (and representable). */
+/* Model of proto_parse_u64: one or more ASCII digits, no sign or space,
+ * any number of leading zeros, value at most max (and representable). */
 static int
 model_u64(const char *p, uint64_t max, uint64_t *v_r)
 {
 	unsigned __int128 v = 0;
-	size_t n = strlen(p), i;
+	size_t n = strlen(p), i, z;
 
-	if (n == 0 || n > 20)
+	if (n == 0)
 		return -1;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		if (p[i] < '0' || p[i] > '9')
 			return -1;
+	for (z = 0; z < n && p[z] == '0'; z++)
+		;
+	if (n - z > 20)
+		return -1;
+	for (i = z; i < n; i++)
 		v = v * 10 + (unsigned)(p[i] - '0');
-	}
 	if (v > UINT64_MAX || v > max)
 		return -1;
 	*v_r = (uint64_t)v;

@@ -76,7 +76,41 @@ main(void)
 	ok(proto_parse_u64("007", 10, &v) == 0 && v == 7, "leading zeros are a plain number");
 	ok(proto_parse_u64("18446744073709551615", UINT64_MAX, &v) == 0 && v == UINT64_MAX, "UINT64_MAX parses");
 	ok(proto_parse_u64("18446744073709551616", UINT64_MAX, &v) == -1, "UINT64_MAX + 1 does not wrap");
-	ok(proto_parse_u64("99999999999999999999999", UINT64_MAX, &v) == -1, "23 digits refused");
+	ok(proto_parse_u64("99999999999999999999999", UINT64_MAX, &v) == -1, "23 significant digits refused");
+	{
+		/* RFC 2449 allows a 255-octet line: a number padded with zeros
+		 * up to it is the number (here 250 digits). */
+		char padded[251];
+
+		memset(padded, '0', 249);
+		strcpy(padded + 249, "1");
+		ok(proto_parse_u64(padded, UINT32_MAX, &v) == 0 && v == 1, "250 digits of leading zeros and a 1 are 1");
+		memcpy(padded + 229, "18446744073709551615", 21);
+		ok(proto_parse_u64(padded, UINT64_MAX, &v) == 0 && v == UINT64_MAX,
+		    "UINT64_MAX behind 229 zeros parses");
+		padded[248] = '6';
+		ok(proto_parse_u64(padded, UINT64_MAX, &v) == -1, "UINT64_MAX + 1 behind zeros does not wrap");
+		memset(padded, '0', 250);
+		ok(proto_parse_u64(padded, 10, &v) == 0 && v == 0, "250 zeros are 0");
+	}
+	v = 77;
+	ok(proto_parse_u64("12x", 100, &v) == -1 && v == 77, "a refused number leaves the result alone");
+	/* the scanner under every decimal field (Maildir names, cache, PROXY) */
+	{
+		size_t n;
+
+		v = 0;
+		n = proto_scan_u64("0042,S=1", 8, UINT64_MAX, &v);
+		ok(n == 4 && v == 42, "scan reads the digits up to the first non-digit");
+		n = proto_scan_u64("123", 2, UINT64_MAX, &v);
+		ok(n == 2 && v == 12, "scan stops at the length given");
+		v = 9;
+		ok(proto_scan_u64(",1", 2, UINT64_MAX, &v) == 0 && v == 9, "scan without a digit reads nothing");
+		ok(proto_scan_u64("256", 3, 255, &v) == 0 && v == 9, "scan over max reads nothing");
+		ok(proto_scan_u64("255", 3, 255, &v) == 3 && v == 255, "scan of max itself");
+		ok(proto_scan_u64("7", 1, 0, &v) == 0, "scan with max 0 refuses 7");
+		ok(proto_scan_u64("0", 1, 0, &v) == 1 && v == 0, "scan with max 0 takes 0");
+	}
 	ok(proto_parse_u64("4294967296", UINT32_MAX, &v) == -1, "over the maximum refused");
 	ok(proto_parse_u64("+1", 10, &v) == -1, "+1 refused");
 	ok(proto_parse_u64("-1", 10, &v) == -1, "-1 refused");
