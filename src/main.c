@@ -75,14 +75,6 @@ die(int status, const char *fmt, ...)
 	exit(status);
 }
 
-static bool
-fd_is_socket(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
 static void
 secure_process(void)
 {
@@ -244,7 +236,7 @@ main(int argc, char **argv)
 	int nnets = 0;
 
 	secure_process();
-	stderr_ok = !fd_is_socket(2);
+	stderr_ok = !conn_fd_is_socket(2);
 	log_init("maildir-pop3d");
 	parse_options(argc, argv, &opt);
 	if (opt.proxy_from) {
@@ -274,7 +266,7 @@ main(int argc, char **argv)
 #endif
 	}
 	/* From here on only POP3 goes to the client: fd 2 may be the socket. */
-	if (fd_is_socket(2)) {
+	if (conn_fd_is_socket(2)) {
 		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
 		if (null != -1 && null != 2) {

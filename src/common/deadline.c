@@ -9,12 +9,18 @@
 #include "deadline.h"
 
 long long
-deadline_now_ms(void)
+deadline_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+long long
+deadline_now_ms(void)
+{
+	return deadline_now_us() / 1000;
 }
 
 long long

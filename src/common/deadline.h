@@ -7,7 +7,9 @@
 
 #define DEADLINE_NONE	LLONG_MAX
 
-/* Milliseconds on the monotonic clock. */
+/* Microseconds and milliseconds on the monotonic clock: the one clock of
+ * every deadline and delay. */
+long long deadline_now_us(void);
 long long deadline_now_ms(void);
 /* The deadline timeout_ms from now; a negative timeout means none. */
 long long deadline_in_ms(int timeout_ms);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth_pam.h"
+#include "deadline.h"
 #include "log.h"
 #include "privdrop.h"
 #include "sasl.h"
@@ -70,19 +71,10 @@ cmd_user(struct session *s, int argc, char **argv, struct reply *r)
 	reply_ok(r, "Send the password.");
 }
 
-static long long
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void
 sleep_until(long long deadline_us)
 {
-	long long left = deadline_us - now_us();
+	long long left = deadline_us - deadline_now_us();
 	struct timespec ts;
 
 	if (left <= 0)
@@ -123,7 +115,7 @@ login(struct session *s, const char *user, const char *password, const char *met
     struct reply *r)
 {
 	char reason[128], clean[128];
-	long long started = now_us();
+	long long started = deadline_now_us();
 	struct auth_account acct;
 	enum auth_result res;
 

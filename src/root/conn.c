@@ -100,8 +100,8 @@ is_listening(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v != 0;
 }
 
-static bool
-is_socket(int fd)
+bool
+conn_fd_is_socket(int fd)
 {
 	struct stat st;
 
@@ -167,7 +167,7 @@ conn_detect(struct conn *c)
 	memset(c, 0, sizeof(*c));
 	c->rfd = 0;
 	c->wfd = 1;
-	if (lf != NULL && is_socket(0) && !is_listening(0)) {
+	if (lf != NULL && conn_fd_is_socket(0) && !is_listening(0)) {
 		/* Accept=yes with StandardInput=socket: fd 0 is the
 		 * connection already and fd 3 a second copy of it. */
 		if (same_socket(0, 3))
@@ -185,7 +185,7 @@ conn_detect(struct conn *c)
 		return CONN_NO_SYSTEMD;
 #endif
 	}
-	c->is_socket = is_socket(c->rfd);
+	c->is_socket = conn_fd_is_socket(c->rfd);
 	if (c->is_socket && is_listening(c->rfd))
 		return CONN_LISTENING;
 	snprintf(c->peer, sizeof(c->peer), "local");

@@ -29,6 +29,8 @@ enum conn_result conn_detect(struct conn *);
  * *loopback_r.  Pure; exported for the tests. */
 void	conn_format_addr(const struct sockaddr *, char *out, size_t outsize, bool *loopback_r);
 
+/* Whether fd is a socket (not a pipe, a tty or a file). */
+bool	conn_fd_is_socket(int fd);
 /* Sets the peer from a PROXY header's source address. */
 void	conn_set_peer(struct conn *, const struct sockaddr *);
 
