@@ -29,9 +29,6 @@
 #include "tls.h"
 #endif
 
-#define EX_OK_		0
-#define EX_USAGE_	64
-#define EX_CONFIG_	78
 
 static const char usage_text[] =
 "Usage: maildir-pop3d [OPTION]...\n"
@@ -123,17 +120,17 @@ parse_options(int argc, char **argv, struct options *o)
 		switch (ch) {
 		case 'm':
 			if (*optarg == '\0' || strlen(optarg) >= LIMIT_PATH)
-				die(EX_USAGE_, "--maildir: empty or too long");
+				die(MP_EXIT_USAGE, "--maildir: empty or too long");
 			o->maildir = optarg;
 			break;
 		case 's':
 			if (*optarg == '\0' || strchr(optarg, '/') != NULL)
-				die(EX_USAGE_, "--pam-service: not a service name: %s", optarg);
+				die(MP_EXIT_USAGE, "--pam-service: not a service name: %s", optarg);
 			o->pam_service = optarg;
 			break;
 		case 't':
 			if (proto_parse_u64(optarg, LIMIT_TIMEOUT_MAX, &v) == -1 || v == 0)
-				die(EX_USAGE_, "--timeout: not a number of seconds from 1 to %d: %s",
+				die(MP_EXIT_USAGE, "--timeout: not a number of seconds from 1 to %d: %s",
 				    LIMIT_TIMEOUT_MAX, optarg);
 			o->timeout = (int)v;
 			break;
@@ -155,7 +152,7 @@ parse_options(int argc, char **argv, struct options *o)
 			else if (strcmp(optarg, "off") == 0)
 				o->tls = TLS_OFF;
 			else
-				die(EX_USAGE_, "--tls: must be starttls, implicit or off: %s", optarg);
+				die(MP_EXIT_USAGE, "--tls: must be starttls, implicit or off: %s", optarg);
 			break;
 		case O_NO_FLAG:
 			o->flag_updates = false;
@@ -172,11 +169,11 @@ parse_options(int argc, char **argv, struct options *o)
 			else if (strcmp(optarg, "always") == 0)
 				o->plaintext = PLAINTEXT_ALWAYS;
 			else
-				die(EX_USAGE_, "--plaintext: must be secure or always: %s", optarg);
+				die(MP_EXIT_USAGE, "--plaintext: must be secure or always: %s", optarg);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
-			exit(EX_OK_);
+			exit(MP_EXIT_OK);
 		case 'V':
 			printf("maildir-pop3d %s\n", PACKAGE_VERSION);
 #ifdef HAVE_OPENSSL
@@ -191,28 +188,28 @@ parse_options(int argc, char **argv, struct options *o)
 #else
 			printf("socket activation: fd 0/1 only (built without libsystemd)\n");
 #endif
-			exit(EX_OK_);
+			exit(MP_EXIT_OK);
 		case ':':
-			die(EX_USAGE_, "option %s needs a value", argv[optind - 1]);
+			die(MP_EXIT_USAGE, "option %s needs a value", argv[optind - 1]);
 		default:
 			if (optopt)
-				die(EX_USAGE_, "unknown option -%c (try --help)", optopt);
-			die(EX_USAGE_, "unknown option %s (try --help)", argv[optind - 1]);
+				die(MP_EXIT_USAGE, "unknown option -%c (try --help)", optopt);
+			die(MP_EXIT_USAGE, "unknown option %s (try --help)", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		die(EX_USAGE_, "unexpected argument: %s (try --help)", argv[optind]);
+		die(MP_EXIT_USAGE, "unexpected argument: %s (try --help)", argv[optind]);
 	if (o->tls_key && !o->tls_cert)
-		die(EX_USAGE_, "--tls-key needs --tls-cert");
+		die(MP_EXIT_USAGE, "--tls-key needs --tls-cert");
 	if (tls_mode == NULL)
 		o->tls = o->tls_cert ? TLS_STARTTLS : TLS_OFF;
 	else if (o->tls != TLS_OFF && !o->tls_cert)
-		die(EX_USAGE_, "--tls=%s needs --tls-cert", tls_mode);
+		die(MP_EXIT_USAGE, "--tls=%s needs --tls-cert", tls_mode);
 	if (o->tls_cert && !o->tls_key)
 		o->tls_key = o->tls_cert;
 #ifndef HAVE_OPENSSL
 	if (o->tls != TLS_OFF)
-		die(EX_USAGE_, "--tls-cert/--tls: this maildir-pop3d was built without OpenSSL");
+		die(MP_EXIT_USAGE, "--tls-cert/--tls: this maildir-pop3d was built without OpenSSL");
 #endif
 }
 
@@ -221,7 +218,7 @@ greet_error(struct conn *c, const char *line)
 {
 	struct lineio io;
 
-	lineio_init(&io, c->rfd, c->wfd, 10);
+	lineio_init(&io, c->rfd, c->wfd, LIMIT_GREET_ERROR_TIMEOUT);
 	lineio_puts(&io, line);
 	lineio_flush(&io);
 }
@@ -242,26 +239,26 @@ main(int argc, char **argv)
 	if (opt.proxy_from) {
 		nnets = proxy_parse_cidrs(opt.proxy_from, nets, MAX_PROXY_NETS);
 		if (nnets < 0)
-			die(EX_USAGE_, "--proxy-from: not a list of addresses or CIDR networks: %s",
+			die(MP_EXIT_USAGE, "--proxy-from: not a list of addresses or CIDR networks: %s",
 			    opt.proxy_from);
 	}
 	if (opt.preauth && geteuid() == 0)
-		die(EX_USAGE_, "--preauth refuses to run as root (it serves the caller's own mailbox)");
+		die(MP_EXIT_USAGE, "--preauth refuses to run as root (it serves the caller's own mailbox)");
 
 	switch (conn_detect(&c)) {
 	case CONN_OK:
 		break;
 	case CONN_LISTENING:
-		die(EX_CONFIG_, "got a listening socket: use Accept=yes in the systemd .socket unit "
+		die(MP_EXIT_CONFIG, "got a listening socket: use Accept=yes in the systemd .socket unit "
 		    "(or nowait in inetd.conf); one process serves one connection");
 	case CONN_BAD_FDS:
-		die(EX_CONFIG_, "LISTEN_FDS must pass exactly one connected stream socket (Accept=yes)");
+		die(MP_EXIT_CONFIG, "LISTEN_FDS must pass exactly one connected stream socket (Accept=yes)");
 	case CONN_NO_SYSTEMD:
 #ifdef HAVE_SYSTEMD
-		die(EX_CONFIG_, "LISTEN_FDS is set but libsystemd could not be loaded (%s); "
+		die(MP_EXIT_CONFIG, "LISTEN_FDS is set but libsystemd could not be loaded (%s); "
 		    "install it or use StandardInput=socket", c.why);
 #else
-		die(EX_CONFIG_, "LISTEN_FDS is set but this maildir-pop3d was built without libsystemd; "
+		die(MP_EXIT_CONFIG, "LISTEN_FDS is set but this maildir-pop3d was built without libsystemd; "
 		    "use StandardInput=socket");
 #endif
 	}
@@ -285,7 +282,7 @@ main(int argc, char **argv)
 			 * line is then refused by the dispatcher. */
 		} else if (proxy_read_header(c.rfd, opt.timeout * 1000, &pi) == -1) {
 			log_warn("PROXY header missing or malformed: rhost=<%s>", c.peer);
-			return 0;
+			return MP_EXIT_OK;
 		} else if (!pi.local) {
 			conn_set_peer(&c, (struct sockaddr *)&pi.src);
 		}
@@ -304,14 +301,14 @@ main(int argc, char **argv)
 			log_warnx("TLS configuration error: %s", err);
 			if (opt.tls == TLS_STARTTLS)
 				greet_error(&c, "-ERR [SYS/PERM] TLS is misconfigured on this server.\r\n");
-			return EX_CONFIG_;
+			return MP_EXIT_CONFIG;
 		}
 		s.tls_ready = true;
 		if (opt.tls == TLS_IMPLICIT) {
 			struct tls_conn *t = tls_accept(c.rfd, opt.timeout * 1000, c.peer);
 
 			if (t == NULL)
-				return 0;
+				return MP_EXIT_OK;
 			lineio_set_transport(&s.io, &tls_ops, t);
 			s.tls = t;
 			s.tls_active = true;
@@ -326,7 +323,7 @@ main(int argc, char **argv)
 		if (pw == NULL) {
 			log_warnx("preauth: uid %u has no passwd entry", (unsigned)getuid());
 			greet_error(&c, "-ERR [SYS/PERM] No passwd entry for this user.\r\n");
-			return EX_CONFIG_;
+			return MP_EXIT_CONFIG;
 		}
 		umask(077);
 		log_sanitize(s.login_user, sizeof(s.login_user), pw->pw_name, strlen(pw->pw_name));
@@ -341,7 +338,7 @@ main(int argc, char **argv)
 			    r.code ? r.code : "", r.code ? "]" : "", r.text);
 			lineio_puts(&s.io, line);
 			lineio_flush(&s.io);
-			return 0;
+			return MP_EXIT_OK;
 		}
 	}
 	return session_run(&s);

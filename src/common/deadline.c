@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "deadline.h"
+#include "pop3d-limits.h"
 
 long long
 deadline_now_us(void)
@@ -38,7 +39,7 @@ deadline_wait_fd(int fd, short events, long long deadline)
 
 	for (;;) {
 		if (deadline == DEADLINE_NONE)
-			left = 60000;
+			left = LIMIT_POLL_SLICE_MS;
 		else if ((left = deadline - deadline_now_ms()) <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -46,9 +47,7 @@ deadline_wait_fd(int fd, short events, long long deadline)
 		pfd.fd = fd;
 		pfd.events = events;
 		pfd.revents = 0;
-		/* At most a minute at a time: a clock that jumps cannot
-		 * make one poll() outlive the deadline by much. */
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		r = poll(&pfd, 1, left > LIMIT_POLL_SLICE_MS ? LIMIT_POLL_SLICE_MS : (int)left);
 		if (r > 0)
 			return 0;
 		if (r == -1 && errno != EINTR)

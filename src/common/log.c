@@ -9,6 +9,7 @@
 #include <syslog.h>
 
 #include "log.h"
+#include "pop3d-limits.h"
 
 void
 log_init(const char *ident)
@@ -70,7 +71,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_ERR, fmt, ap, saved);
 	va_end(ap);
-	exit(75);
+	exit(MP_EXIT_TEMPFAIL);
 }
 
 void
@@ -81,7 +82,7 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_ERR, fmt, ap, 0);
 	va_end(ap);
-	exit(75);
+	exit(MP_EXIT_TEMPFAIL);
 }
 
 static void
@@ -103,7 +104,7 @@ sanitize(char *dst, size_t dstsize, const char *src, size_t srclen, size_t max)
 void
 log_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen)
 {
-	sanitize(dst, dstsize, src, srclen, 64);
+	sanitize(dst, dstsize, src, srclen, LIMIT_LOG_FIELD);
 }
 
 void

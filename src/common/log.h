@@ -9,12 +9,12 @@ void	log_init(const char *ident);
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));	/* appends strerror(errno) */
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-noreturn void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));	/* exit 75 (EX_TEMPFAIL) */
+noreturn void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));	/* exit MP_EXIT_TEMPFAIL */
 noreturn void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 /* Copies src into dst (of dstsize octets, NUL-terminated) replacing control
- * characters, '<', '>' and non-ASCII octets by '?', and cutting at 64
- * octets, so that client-chosen text can go into a key=<value> log field. */
+ * characters, '<', '>' and non-ASCII octets by '?', and cutting at
+ * LIMIT_LOG_FIELD octets, so that client-chosen text can go into a key=<value> log field. */
 void	log_sanitize(char *dst, size_t dstsize, const char *src, size_t srclen);
 
 /* The same for a path (with a user name or home directory in it from the

@@ -1,4 +1,4 @@
-/* Every tunable limit of maildir-pop3d, with the reason for its value.  Pure header. */
+/* Every limit, timeout and exit status of maildir-pop3d, with the reason for its value; pure header, used by every part. */
 #ifndef MP_POP3D_LIMITS_H
 #define MP_POP3D_LIMITS_H
 
@@ -30,8 +30,24 @@
 #define LIMIT_TIMEOUT_DEFAULT	600
 #define LIMIT_TIMEOUT_MAX	86400
 
-/* Failed logins per connection before it is closed (DESIGN.md section 3). */
+/* A configuration error is told to the client in one line before exiting;
+ * a client that does not read it within this many seconds is not waited for. */
+#define LIMIT_GREET_ERROR_TIMEOUT	10
+
+/* Longest single poll() sleep while waiting for a deadline: a clock that
+ * jumps cannot make one wait outlive the deadline by more than this. */
+#define LIMIT_POLL_SLICE_MS	60000
+
+/* Failed logins per connection before it is closed: enough for a typo or
+ * two, few enough that guessing costs a new connection (and a new
+ * LIMIT_AUTH_FAIL_DELAY_US each) per three tries.  Documented in
+ * maildir-pop3d(8), PROTOCOL. */
 #define LIMIT_AUTH_FAILURES	3
+
+/* Password prompts the PAM conversation answers in one login: a stack that
+ * asks more often wants something other than the one password we have (a
+ * new password, a second factor), and the login fails. */
+#define LIMIT_PAM_PROMPTS	3
 
 /* Bad or unknown commands per session before it is closed: a client that
  * sends garbage in a loop is not a mail client. */
@@ -89,8 +105,23 @@
  * a courtesy to the client, not worth holding the process. */
 #define LIMIT_TLS_SHUTDOWN_MS	1000
 
+/* A client-chosen field in a log line (user name, PAM text) is cut here:
+ * enough for any real user name, short enough that a client cannot fill the
+ * log with one line. */
+#define LIMIT_LOG_FIELD		64
+
 /* Buffers for the peer and the OpenSSL reason in TLS log lines: log_sanitize
- * keeps at most 64 octets, and the longest peer (IPv6) is 45. */
-#define LIMIT_TLS_LOG_FIELD	72
+ * keeps at most LIMIT_LOG_FIELD octets, and the longest peer (IPv6) is 45. */
+#define LIMIT_TLS_LOG_FIELD	(LIMIT_LOG_FIELD + 8)
+
+/*
+ * Exit statuses (sysexits(3) values; maildir-pop3d(8), EXIT STATUS).  The
+ * launcher (systemd, inetd) only logs them, but they tell an administrator
+ * a configuration error from a client's.
+ */
+#define MP_EXIT_OK		0	/* the session ended in order; --help, --version */
+#define MP_EXIT_USAGE		64	/* EX_USAGE: a bad option or option value */
+#define MP_EXIT_TEMPFAIL	75	/* EX_TEMPFAIL: I/O or the system failed (fatal()) */
+#define MP_EXIT_CONFIG		78	/* EX_CONFIG: a configuration error found at run time */
 
 #endif

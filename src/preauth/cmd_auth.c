@@ -85,7 +85,7 @@ sleep_until(long long deadline_us)
 		;
 }
 
-/* The delay and the count of every failed login; the 3rd ends the session. */
+/* The delay and the count of every failed login; LIMIT_AUTH_FAILURES ends the session. */
 static void
 auth_failed_quietly(struct session *s, long long started)
 {

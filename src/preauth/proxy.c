@@ -16,11 +16,22 @@
 #include "proto.h"
 #include "proxy.h"
 
-/* Spec section 2.2: the 12-octet v2 signature, then ver_cmd, fam, 2-octet length. */
+/* Spec section 2.2: the 12-octet v2 signature, then ver_cmd, fam, 2-octet
+ * length, then the address block. */
 static const unsigned char v2_sig[12] = {
 	0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A
 };
-#define V2_HDR_LEN	16
+#define V2_OFF_VER_CMD	12
+#define V2_OFF_FAM	13
+#define V2_OFF_LEN	14
+#define V2_HDR_LEN	16		/* the address block starts here */
+/* Address block sizes (spec 2.2): two addresses and two ports. */
+#define V2_ADDR_INET	12
+#define V2_ADDR_INET6	36
+#define V2_ADDR_UNIX	216
+/* The source port follows both addresses of the block. */
+#define V2_SPORT_INET	(V2_HDR_LEN + 2 * 4)
+#define V2_SPORT_INET6	(V2_HDR_LEN + 2 * 16)
 #define V2_CMD_LOCAL	0x0
 #define V2_CMD_PROXY	0x1
 #define V2_TCP4		0x11
@@ -305,11 +316,11 @@ v2_addr_len(unsigned char fam)
 	case 0x00:
 		return 0;
 	case 0x11: case 0x12:
-		return 12;
+		return V2_ADDR_INET;
 	case 0x21: case 0x22:
-		return 36;
+		return V2_ADDR_INET6;
 	case 0x31: case 0x32:
-		return 216;
+		return V2_ADDR_UNIX;
 	default:
 		return -1;
 	}
@@ -331,38 +342,38 @@ parse_v2(const unsigned char *buf, size_t len, struct proxy_info *info)
 	n = len < sizeof(v2_sig) ? len : sizeof(v2_sig);
 	if (memcmp(buf, v2_sig, n) != 0)
 		return PROXY_BAD;
-	if (len < 13)
+	if (len <= V2_OFF_VER_CMD)
 		return PROXY_NEED_MORE;
-	ver = buf[12] >> 4;
-	cmd = buf[12] & 0x0F;
+	ver = buf[V2_OFF_VER_CMD] >> 4;
+	cmd = buf[V2_OFF_VER_CMD] & 0x0F;
 	if (ver != 2 || (cmd != V2_CMD_LOCAL && cmd != V2_CMD_PROXY))
 		return PROXY_BAD;
-	if (len < 14)
+	if (len <= V2_OFF_FAM)
 		return PROXY_NEED_MORE;
-	if (cmd == V2_CMD_PROXY && (alen = v2_addr_len(buf[13])) < 0)
+	if (cmd == V2_CMD_PROXY && (alen = v2_addr_len(buf[V2_OFF_FAM])) < 0)
 		return PROXY_BAD;
 	if (len < V2_HDR_LEN)
 		return PROXY_NEED_MORE;
-	body = (size_t)buf[14] << 8 | buf[15];
+	body = (size_t)buf[V2_OFF_LEN] << 8 | buf[V2_OFF_LEN + 1];
 	if (body > LIMIT_PROXY_V2_BODY || body < (size_t)alen)
 		return PROXY_BAD;
 	if (len < V2_HDR_LEN + body)
 		return PROXY_NEED_MORE;
 
 	if (cmd == V2_CMD_LOCAL ||
-	    (buf[13] != V2_TCP4 && buf[13] != V2_TCP6)) {
+	    (buf[V2_OFF_FAM] != V2_TCP4 && buf[V2_OFF_FAM] != V2_TCP6)) {
 		info->local = true;
 		info->consumed = V2_HDR_LEN + body;
 		return PROXY_OK;
 	}
 	if (!tlvs_valid(buf, V2_HDR_LEN + body, V2_HDR_LEN + (size_t)alen))
 		return PROXY_BAD;
-	if (buf[13] == V2_TCP4)
-		set_sockaddr(info, AF_INET, buf + 16,
-		    (unsigned)buf[16 + 8] << 8 | buf[16 + 9]);
+	if (buf[V2_OFF_FAM] == V2_TCP4)
+		set_sockaddr(info, AF_INET, buf + V2_HDR_LEN,
+		    (unsigned)buf[V2_SPORT_INET] << 8 | buf[V2_SPORT_INET + 1]);
 	else
-		set_sockaddr(info, AF_INET6, buf + 16,
-		    (unsigned)buf[16 + 32] << 8 | buf[16 + 33]);
+		set_sockaddr(info, AF_INET6, buf + V2_HDR_LEN,
+		    (unsigned)buf[V2_SPORT_INET6] << 8 | buf[V2_SPORT_INET6 + 1]);
 	info->consumed = V2_HDR_LEN + body;
 	return PROXY_OK;
 }
@@ -394,7 +405,7 @@ want_more(const unsigned char *buf, size_t have)
 		return 1;	/* v1: the end is the CRLF, so one octet at a time */
 	if (have < V2_HDR_LEN)
 		return V2_HDR_LEN - have;
-	return V2_HDR_LEN + ((size_t)buf[14] << 8 | buf[15]) - have;
+	return V2_HDR_LEN + ((size_t)buf[V2_OFF_LEN] << 8 | buf[V2_OFF_LEN + 1]) - have;
 }
 
 /*

@@ -105,7 +105,7 @@ conv(int n, const struct pam_message **msg, struct pam_response **resp_r, void *
 		case PAM_PROMPT_ECHO_OFF:
 			/* The password, and only a few times: a stack that
 			 * keeps asking wants something we do not have. */
-			if (cd->answered++ >= 3 || (resp[i].resp = strdup(cd->password)) == NULL)
+			if (cd->answered++ >= LIMIT_PAM_PROMPTS || (resp[i].resp = strdup(cd->password)) == NULL)
 				goto fail;
 			break;
 		case PAM_ERROR_MSG:
@@ -361,8 +361,8 @@ child_main(int fd, const char *service, const char *user, char *password, const 
 	if (fd_write_all(fd, &rep, sizeof(rep)) == -1 ||
 	    (rep.acct.ngroups > 0 &&
 	    fd_write_all(fd, groups, (size_t)rep.acct.ngroups * sizeof(*groups)) == -1))
-		_exit(1);
-	_exit(0);
+		_exit(MP_EXIT_TEMPFAIL);
+	_exit(MP_EXIT_OK);
 }
 
 /* ---- the session's side ---------------------------------------------- */
