@@ -104,6 +104,13 @@ flush_out(struct lineio *l)
 	return 0;
 }
 
+void
+lineio_abort(struct lineio *l)
+{
+	l->failed = true;
+	l->out_len = 0;
+}
+
 int
 lineio_flush(struct lineio *l)
 {

@@ -34,7 +34,8 @@ struct lineio {
 	int			 timeout_ms;
 	const struct lineio_ops	*ops;
 	void			*ctx;
-	bool			 failed;	/* a write failed: the session is over */
+	bool			 failed;	/* nothing more goes out: a write failed, or
+						 * lineio_abort(); the session is over */
 	bool			 skipping;	/* discarding the rest of an overlong line */
 	size_t			 in_start, in_len;
 	size_t			 out_len;
@@ -69,6 +70,12 @@ int	lineio_puts(struct lineio *, const char *);
 int	lineio_printf(struct lineio *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	lineio_flush(struct lineio *);
+
+/* Marks the connection broken without a write having failed: for an answer
+ * that cannot be finished (a message file that fails mid-RETR), whose end
+ * must not be sent as if it were whole.  Buffered output is dropped and
+ * every later write is a no-op returning -1, as after a failed write. */
+void	lineio_abort(struct lineio *);
 
 /* Direct access to the output buffer for the message encoder: returns a
  * pointer to at least need free octets (flushing first if necessary), or NULL

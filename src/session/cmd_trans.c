@@ -122,7 +122,7 @@ body_message(struct session *s)
 			 * client may DELE it next): end the session instead. */
 			log_warn("read error in message %" PRIu32 ", closing the connection",
 			    s->body_idx + 1);
-			s->io.failed = true;
+			lineio_abort(&s->io);
 			break;
 		}
 		if (n == 0)

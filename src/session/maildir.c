@@ -69,9 +69,13 @@ maildir_open(struct maildir *md, const char *path, bool lock)
 	}
 	if (maildir_scan(md, &full, &deliv) == -1)
 		return MAILDIR_FAIL;
-	if (full)
+	if (full) {
+		char clean[LIMIT_PATH];
+
+		log_sanitize_path(clean, sizeof(clean), path);
 		log_warnx("maildir %s: more than %u messages, serving the first found",
-		    path, (unsigned)LIMIT_MESSAGES);
+		    clean, (unsigned)LIMIT_MESSAGES);
+	}
 	cache = maildir_size_all(md, deliv);
 	free(deliv);
 	for (uint32_t i = 0; i < md->count; i++)
