@@ -15,7 +15,11 @@ Steps, run in order:
 Output, one line per event; "closed" when the server closed the connection (also when a
 "line" step meets the end), "reset" on a connection reset.  Every read has a 15 s
 timeout ("timeout" is printed and the client exits 1).
+
+With RAWCLIENT_SOURCE set, the connection is made from that local address (a client of the
+scale-out suites, which have several).
 """
+import os
 import socket
 import sys
 import time
@@ -41,6 +45,8 @@ def main():
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.settimeout(TIMEOUT)
+    if os.environ.get("RAWCLIENT_SOURCE"):
+        s.bind((os.environ["RAWCLIENT_SOURCE"], 0))
     s.connect((host, port))
     buf = b""
     closed = False
