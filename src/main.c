@@ -25,6 +25,7 @@
 #include "proto.h"
 #include "proxy.h"
 #include "session.h"
+#include "takeover.h"
 #ifdef HAVE_OPENSSL
 #include "tls.h"
 #endif
@@ -49,6 +50,13 @@ static const char usage_text[] =
 "      --proxy-from=CIDR[,CIDR...]\n"
 "                            require a PROXY protocol header from these addresses\n"
 "      --plaintext=POLICY    secure (default: TLS or local peers only) | always\n"
+"      --uidl-source=SOURCE  whose UIDLs (and order) messages keep when the Maildir\n"
+"                            was served by another POP3 server: auto (default: the\n"
+"                            newer of dovecot-uidlist and courierpop3dsizelist) |\n"
+"                            dovecot | courier | none\n"
+"      --dovecot-uidl-format=FORMAT\n"
+"                            the pop3_uidl_format Dovecot was set to (default:\n"
+"                            %08Xu%08Xv, Dovecot's own default)\n"
 "  -h, --help                show this help and exit\n"
 "  -V, --version             show the version and exit\n";
 
@@ -88,7 +96,8 @@ secure_process(void)
 static void
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS, O_NO_FLAG, O_LOCK, O_PROXY, O_PLAIN };
+	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS, O_NO_FLAG, O_LOCK, O_PROXY, O_PLAIN,
+	    O_UIDL_SOURCE, O_UIDL_FORMAT };
 	static const struct option longopts[] = {
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "pam-service", required_argument, NULL, 's' },
@@ -101,6 +110,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "lock", no_argument, NULL, O_LOCK },
 		{ "proxy-from", required_argument, NULL, O_PROXY },
 		{ "plaintext", required_argument, NULL, O_PLAIN },
+		{ "uidl-source", required_argument, NULL, O_UIDL_SOURCE },
+		{ "dovecot-uidl-format", required_argument, NULL, O_UIDL_FORMAT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -171,6 +182,27 @@ parse_options(int argc, char **argv, struct options *o)
 			else
 				die(MP_EXIT_USAGE, "--plaintext: must be secure or always: %s", optarg);
 			break;
+		case O_UIDL_SOURCE:
+			if (strcmp(optarg, "auto") == 0)
+				o->uidl_source = UIDL_SOURCE_AUTO;
+			else if (strcmp(optarg, "dovecot") == 0)
+				o->uidl_source = UIDL_SOURCE_DOVECOT;
+			else if (strcmp(optarg, "courier") == 0)
+				o->uidl_source = UIDL_SOURCE_COURIER;
+			else if (strcmp(optarg, "none") == 0)
+				o->uidl_source = UIDL_SOURCE_NONE;
+			else
+				die(EX_USAGE_, "--uidl-source: must be auto, dovecot, courier or none: %s",
+				    optarg);
+			break;
+		case O_UIDL_FORMAT: {
+			const char *why;
+
+			if (!takeover_format_ok(optarg, &why))
+				die(EX_USAGE_, "--dovecot-uidl-format: %s", why);
+			o->uidl_format = optarg;
+			break;
+		}
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(MP_EXIT_OK);

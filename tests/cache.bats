@@ -245,7 +245,7 @@ stamp() {	# inode, size and mtime (ns) of the cache file (mp_own's chown changes
 
 @test "a cache of another version or another program is ignored" {
 	logged_session QUIT
-	sed -i '1s/v2$/v1/' "$CACHE"
+	sed -i '1s/v3$/v1/' "$CACHE"
 	python3 "$MP_LIB/sizecache.py" retrailer "$CACHE"
 	logged_session LIST QUIT
 	assert_list_right

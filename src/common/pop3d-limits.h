@@ -96,6 +96,24 @@
  * 100 octets a line, so several million messages). */
 #define LIMIT_CACHE_FILE	(512u * 1024 * 1024)
 
+/* The previous server's state file (dovecot-uidlist, courierpop3dsizelist):
+ * read whole, never more than this (about 60 octets a line for Dovecot, so
+ * LIMIT_MESSAGES lines fit); a bigger one is not used at all. */
+#define LIMIT_TAKEOVER_FILE	(256u * 1024 * 1024)
+
+/* One line of that file: a file name (LIMIT_MAILDIR_NAME) plus Dovecot's
+ * extension fields (UIDL, order, GUID, sizes) fits many times; Courier's own
+ * reader keeps 2048 octets of a line.  A longer line is damaged. */
+#define LIMIT_TAKEOVER_LINE	4096
+
+/* One extension field of a dovecot-uidlist line, and one value expanded into
+ * a pop3_uidl_format: a UIDL is at most LIMIT_UIDL_LEN, a GUID 32 hex
+ * digits; the room is for formats that cut a longer value down. */
+#define LIMIT_TAKEOVER_FIELD	1024
+
+/* --pop3-uidl-format: Dovecot's setting was one short line. */
+#define LIMIT_UIDL_FORMAT	256
+
 /* TLS private key file: a PEM key (possibly with its chain in the same file)
  * is a few KiB; past this the file is not what the administrator meant.  It
  * is read into one buffer that is wiped afterwards. */

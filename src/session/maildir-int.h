@@ -11,6 +11,13 @@
 
 #ifndef O_NOATIME
 #define O_NOATIME	0
+/* maildir-uidl.c */
+/* Gives every message without a recorded UIDL the previous server's (cfg)
+ * or its own, makes them unique, and puts the messages the previous
+ * server's file knows in its order.  true when a recorded UIDL had to
+ * change (a duplicate), so the cache is rewritten. */
+bool	maildir_assign_uidls(struct maildir *, const struct maildir_config *);
+
 #endif
 
 /* new/ and cur/, indexed by whether MSG_IN_CUR is set. */
@@ -48,11 +55,18 @@ int	maildir_cmp_uniq(uint64_t da, const char *a, size_t la, uint64_t db, const c
 	    size_t lb);
 
 /* maildir-size.c */
-/* Sizes every message (cache, name, file), drops the ones that vanished,
- * rewrites the cache when it would change; says what became of the cache
- * file, for the log. */
+/* Sizes every message (cache, name, file) and takes the UIDLs the cache
+ * recorded, drops the ones that vanished; says what became of the cache
+ * file ("kept", "none"), NULL when it must be rewritten. */
 const char *maildir_size_all(struct maildir *, const uint64_t *deliv);
 /* Writes the size cache from the messages in memory. */
 int	maildir_write_cache(struct maildir *);
+
+/* maildir-uidl.c */
+/* Gives every message without a recorded UIDL the previous server's (cfg)
+ * or its own, makes them unique, and puts the messages the previous
+ * server's file knows in its order.  true when a recorded UIDL had to
+ * change (a duplicate), so the cache is rewritten. */
+bool	maildir_assign_uidls(struct maildir *, const struct maildir_config *);
 
 #endif

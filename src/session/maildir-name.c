@@ -26,6 +26,30 @@ maildir_delivery(const char *name, size_t len)
 	return v;
 }
 
+uint64_t
+maildir_arrival(const char *name, size_t len)
+{
+	uint64_t secs = 0, usecs = 0;
+	size_t i, k;
+
+	for (i = 0; i < len && name[i] >= '0' && name[i] <= '9'; i++)
+		if ((secs = secs * 10 + (uint64_t)(name[i] - '0')) >= (1ULL << 44)) {
+			secs = (1ULL << 44) - 1;
+			while (i + 1 < len && name[i + 1] >= '0' && name[i + 1] <= '9')
+				i++;
+		}
+	/* ".<uniqueness>.<host>": the first 'M' in the uniqueness. */
+	if (i < len && name[i] == '.') {
+		for (k = i + 1; k < len && name[k] != '.' && name[k] != 'M'; k++)
+			;
+		if (k < len && name[k] == 'M')
+			for (k++; k < len && name[k] >= '0' && name[k] <= '9'; k++)
+				if ((usecs = usecs * 10 + (uint64_t)(name[k] - '0')) >= (1ULL << 20))
+					usecs = (1ULL << 20) - 1;
+	}
+	return secs << 20 | usecs;
+}
+
 bool
 maildir_name_wsize(const char *name, size_t uniq_len, uint64_t *w_r)
 {

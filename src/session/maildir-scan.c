@@ -126,6 +126,9 @@ scan_dir(struct scan *s, int which)
 		m->name_len = (uint16_t)len;
 		m->uniq_len = (uint16_t)ul;
 		m->flags = flags;
+		m->uidl_off = 0;
+		m->uidl_len = 0;
+		m->uidl_src = UIDL_OWN;
 		m->size = 0;
 		m->ino = (uint64_t)de->d_ino;
 		if (flags & MSG_STAT) {
@@ -135,7 +138,7 @@ scan_dir(struct scan *s, int which)
 			m->st_size = 0;
 			m->mtime = 0;
 		}
-		s->ord[md->count].delivery = maildir_delivery(de->d_name, ul);
+		s->ord[md->count].delivery = maildir_arrival(de->d_name, ul);
 		s->ord[md->count].idx = md->count;
 		md->count++;
 	}

@@ -40,7 +40,7 @@ take_lock(struct maildir *md)
 }
 
 enum maildir_err
-maildir_open(struct maildir *md, const char *path, bool lock)
+maildir_open(struct maildir *md, const char *path, const struct maildir_config *cfg)
 {
 	const char *cache;
 	uint64_t *deliv = NULL;
@@ -60,7 +60,7 @@ maildir_open(struct maildir *md, const char *path, bool lock)
 		}
 		return MAILDIR_FAIL;
 	}
-	if (lock) {
+	if (cfg->lock) {
 		r = take_lock(md);
 		if (r == 1)
 			return MAILDIR_IN_USE;
@@ -78,14 +78,21 @@ maildir_open(struct maildir *md, const char *path, bool lock)
 	}
 	cache = maildir_size_all(md, deliv);
 	free(deliv);
+	/* The UIDLs answered are part of the cache: it is written after. */
+	if (maildir_assign_uidls(md, cfg) || cache == NULL)
+		cache = maildir_write_cache(md) == 0 ? "written" : "not-written";
 	for (uint32_t i = 0; i < md->count; i++)
 		md->total += md->msgs[i].size;
 	/* What the login cost: how each size was found, how many files were
-	 * stat'ed, and what became of the cache file. */
+	 * stat'ed, what became of the cache file, and where the UIDLs came
+	 * from. */
 	log_info("maildir: messages=%" PRIu32 " octets=%" PRIu64 " from-cache=%" PRIu32
-	    " from-name=%" PRIu32 " from-file=%" PRIu32 " stats=%" PRIu32 " cache=%s",
+	    " from-name=%" PRIu32 " from-file=%" PRIu32 " stats=%" PRIu32 " cache=%s"
+	    " uidl-kept=%" PRIu32 " uidl-dovecot=%" PRIu32 " uidl-courier=%" PRIu32
+	    " uidl-own=%" PRIu32,
 	    md->count, md->total, md->sized_by_cache, md->sized_by_name,
-	    md->sized_by_reading, md->stats, cache);
+	    md->sized_by_reading, md->stats, cache, md->uidl_from[UIDL_KEPT],
+	    md->uidl_from[UIDL_DOVECOT], md->uidl_from[UIDL_COURIER], md->uidl_from[UIDL_OWN]);
 	return MAILDIR_OK;
 }
 
@@ -102,12 +109,6 @@ maildir_close(struct maildir *md)
 	free(md->arena);
 	memset(md, 0, sizeof(*md));
 	md->dirfd = md->lockfd = -1;
-}
-
-void
-maildir_uidl(const struct maildir *md, uint32_t idx, char out[LIMIT_UIDL_LEN + 1])
-{
-	maildir_uidl_of(maildir_name(md, idx), md->msgs[idx].uniq_len, out);
 }
 
 /* Looks for message idx under another name (renamed by another agent):

@@ -20,7 +20,15 @@
 #define MSG_STAT	0x10	/* st_size and mtime come from a stat of the file (scan) */
 #define MSG_GONE	0x20	/* vanished between readdir and sizing (scan) */
 
-/* 48 octets a message, plus its name in the arena. */
+/* Where a message's UIDL came from (the maildir: log line counts them). */
+enum uidl_src {
+	UIDL_OWN = 0,		/* derived from the name, first answered now */
+	UIDL_KEPT,		/* what earlier sessions answered (the size cache) */
+	UIDL_DOVECOT,		/* the previous server's: dovecot-uidlist */
+	UIDL_COURIER,		/* the previous server's: courierpop3dsizelist */
+};
+
+/* 48 octets a message, plus its name (and a taken-over UIDL) in the arena. */
 struct msg {
 	uint64_t	size;		/* octets on the wire (CRLF), before dot-stuffing */
 	uint64_t	st_size;	/* the file the size is for: its size, */
@@ -29,7 +37,24 @@ struct msg {
 	uint32_t	name_off;	/* file name in the arena */
 	uint16_t	name_len;
 	uint16_t	uniq_len;	/* length of the part before ':' */
+	uint32_t	uidl_off;	/* the UIDL in the arena when uidl_len > 0, */
+	uint8_t		uidl_len;	/* else the one derived from the name */
+	uint8_t		uidl_src;	/* enum uidl_src */
 	uint8_t		flags;
+};
+
+/* Whose state file gives the UIDLs (and order) of the messages it knows. */
+enum maildir_uidl_source {
+	UIDL_SOURCE_AUTO = 0,	/* the one of the two written last (mtime) */
+	UIDL_SOURCE_DOVECOT,
+	UIDL_SOURCE_COURIER,
+	UIDL_SOURCE_NONE,
+};
+
+struct maildir_config {
+	bool			 lock;		/* --lock */
+	enum maildir_uidl_source uidl_source;	/* --uidl-source */
+	const char		*uidl_format;	/* --pop3-uidl-format; NULL: Dovecot's default */
 };
 
 struct maildir {
@@ -41,8 +66,10 @@ struct maildir {
 	char		*arena;		/* names, NUL-terminated, back to back */
 	size_t		 arena_len, arena_cap;
 	bool		 cache_dirty;	/* a size was corrected after login: rewrite at close */
+	bool		 reordered;	/* msgs are in the previous server's order, not arrival */
 	/* what login cost, for the log */
 	uint32_t	 sized_by_name, sized_by_cache, sized_by_reading, stats;
+	uint32_t	 uidl_from[4];	/* messages by enum uidl_src */
 };
 
 enum maildir_err {
@@ -52,17 +79,18 @@ enum maildir_err {
 };
 
 /* Opens and scans the Maildir at path (absolute, or relative to the current
- * directory).  A missing Maildir is an empty maildrop.  With lock, takes
- * the session lock first.
+ * directory).  A missing Maildir is an empty maildrop.  With cfg->lock,
+ * takes the session lock first.
  *
  * One pass over new/ and cur/ (readdir gives names, types and inode
  * numbers); the order is sorted once.  A message's size comes from the size
  * cache when its entry has the same unique part and inode number (no stat,
  * no open: Maildir files are never rewritten in place, and one rewritten by
  * rename has a new inode), else from a ,W= field that fits the file's size,
- * else from reading the file.  The cache is rewritten only when it would
- * change. */
-enum maildir_err maildir_open(struct maildir *, const char *path, bool lock);
+ * else from reading the file.  UIDLs: what the cache recorded, else the
+ * previous server's (cfg->uidl_source), else the name's own.  The cache is
+ * rewritten only when it would change. */
+enum maildir_err maildir_open(struct maildir *, const char *path, const struct maildir_config *cfg);
 /* Writes the size cache if a size was corrected during the session; frees. */
 void	maildir_close(struct maildir *);
 
@@ -98,6 +126,11 @@ int	maildir_commit(struct maildir *, bool flag_updates, struct maildir_commit_st
 size_t	maildir_uniq_len(const char *name, size_t len);
 /* Leading decimal number of a name (delivery time), 0 if none. */
 uint64_t maildir_delivery(const char *name, size_t len);
+/* Arrival sort key of a unique part: the delivery time (at most 2^44 - 1)
+ * shifted left 20 bits, plus the microseconds of an "M<digits>" in the
+ * part between the first and second '.' (at most 2^20 - 1), as Dovecot's
+ * maildir_filename_sort_cmp() orders; 0 microseconds without one. */
+uint64_t maildir_arrival(const char *name, size_t len);
 /* Value of a ",W=<n>" field in the unique part; false when absent or bad. */
 bool	maildir_name_wsize(const char *name, size_t uniq_len, uint64_t *w_r);
 /* UIDL of a unique part: itself when 1..70 octets of 0x21..0x7E, else 32 hex

@@ -153,7 +153,13 @@ session_enter_transaction(struct session *s, const char *user, const char *home,
 		reply_err(r, "SYS/PERM", "Maildir path misconfigured.");
 		return false;
 	}
-	switch (maildir_open(&s->md, path, s->opt->lock)) {
+	struct maildir_config mcfg = {
+		.lock = s->opt->lock,
+		.uidl_source = s->opt->uidl_source,
+		.uidl_format = s->opt->uidl_format,
+	};
+
+	switch (maildir_open(&s->md, path, &mcfg)) {
 	case MAILDIR_OK:
 		break;
 	case MAILDIR_IN_USE:

@@ -24,6 +24,8 @@ struct options {
 	bool			 lock;
 	const char		*proxy_from;	/* as given; parsed by main */
 	enum plaintext_policy	 plaintext;
+	enum maildir_uidl_source uidl_source;	/* --uidl-source */
+	const char		*uidl_format;	/* --pop3-uidl-format, NULL: Dovecot's default */
 };
 
 enum state {

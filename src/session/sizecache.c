@@ -68,7 +68,11 @@ sizecache_reader_from(struct sizecache_reader *r, char *buf, size_t len)
 	r->buf = buf;
 	r->len = len;
 	r->present = true;
-	if (len < MAGIC_LEN || memcmp(buf, SIZECACHE_MAGIC, MAGIC_LEN) != 0)
+	if (len >= MAGIC_LEN && memcmp(buf, SIZECACHE_MAGIC, MAGIC_LEN) == 0)
+		r->version = 3;
+	else if (len >= MAGIC_LEN && memcmp(buf, SIZECACHE_MAGIC_V2, MAGIC_LEN) == 0)
+		r->version = 2;
+	else
 		return;		/* missing, foreign or another version */
 	/* The trailer "end <count> <16 hex digits>\n" is the last line. */
 	if (buf[len - 1] != '\n')
@@ -178,8 +182,21 @@ sizecache_reader_next(struct sizecache_reader *r, struct sizecache_entry *e)
 	if (!parse_u64(&p, line_end, &v) || v > INT64_MAX || p >= line_end || *p++ != ' ')
 		goto bad;
 	e->mtime = (int64_t)v;
-	if (!parse_u64(&p, line_end, &e->size) || p != line_end)
+	if (!parse_u64(&p, line_end, &e->size))
 		goto bad;
+	e->uidl_len = 0;
+	e->uidl_off = 0;
+	if (p != line_end) {
+		const char *u = p + 1;
+
+		if (r->version < 3 || *p != ' ' || line_end - u < 1 || line_end - u > LIMIT_UIDL_LEN)
+			goto bad;
+		for (const char *q = u; q < line_end; q++)
+			if ((unsigned char)*q < 0x21 || (unsigned char)*q > 0x7e)
+				goto bad;
+		e->uidl_off = (uint32_t)(u - r->buf);
+		e->uidl_len = (uint8_t)(line_end - u);
+	}
 	r->pos = (size_t)(line_end + 1 - r->buf);
 	r->read++;
 	return true;
@@ -263,13 +280,26 @@ void
 sizecache_writer_put(struct sizecache_writer *w, const char *key, size_t key_len,
     uint64_t ino, uint64_t st_size, int64_t mtime, uint64_t size)
 {
+	sizecache_writer_put_uidl(w, key, key_len, ino, st_size, mtime, size, NULL, 0);
+}
+
+void
+sizecache_writer_put_uidl(struct sizecache_writer *w, const char *key, size_t key_len,
+    uint64_t ino, uint64_t st_size, int64_t mtime, uint64_t size,
+    const char *uidl, size_t uidl_len)
+{
 	char *p;
 
 	if (w->len == 0)
 		wappend(w, SIZECACHE_MAGIC, MAGIC_LEN);
 	if (!sizecache_key_ok(key, key_len) || mtime < 0)
 		return;
-	if (!wroom(w, key_len + 4 * 21 + 1))
+	if (uidl_len > LIMIT_UIDL_LEN)
+		uidl_len = 0;
+	for (size_t i = 0; i < uidl_len; i++)
+		if ((unsigned char)uidl[i] < 0x21 || (unsigned char)uidl[i] > 0x7e)
+			uidl_len = 0;
+	if (!wroom(w, key_len + 4 * 21 + 2 + uidl_len))
 		return;
 	p = w->buf + w->len;
 	memcpy(p, key, key_len);
@@ -278,6 +308,11 @@ sizecache_writer_put(struct sizecache_writer *w, const char *key, size_t key_len
 	p += put_num(p, st_size);
 	p += put_num(p, (uint64_t)mtime);
 	p += put_num(p, size);
+	if (uidl_len > 0) {
+		*p++ = ' ';
+		memcpy(p, uidl, uidl_len);
+		p += uidl_len;
+	}
 	*p++ = '\n';
 	w->len = (size_t)(p - w->buf);
 	w->count++;

@@ -7,14 +7,19 @@
 #include <stdint.h>
 
 /*
- * The file: this magic line, one line per message in maildrop order
+ * The file: this magic line, one line per message in arrival order
  *
- *	<unique part> <inode> <file size> <mtime in ns> <wire size>
+ *	<unique part> <inode> <file size> <mtime in ns> <wire size>[ <UIDL>]
  *
  * and a trailer "end <count> <checksum>" (16 hex digits of sizecache_fnv64
  * over everything before it).  A file that fails any check is ignored whole.
+ * The UIDL field is the one sessions answered for the message when it is
+ * not the one derived from its name (taken over from the previous server);
+ * without it, the name's own.  Version 2 files (no UIDL field) are read as
+ * all own: the server that wrote them answered those.
  */
-#define SIZECACHE_MAGIC	"maildir-pop3d size cache v2\n"
+#define SIZECACHE_MAGIC		"maildir-pop3d size cache v3\n"
+#define SIZECACHE_MAGIC_V2	"maildir-pop3d size cache v2\n"
 
 struct sizecache_entry {
 	uint64_t	ino;		/* inode number the size is for */
@@ -23,6 +28,8 @@ struct sizecache_entry {
 	uint64_t	size;		/* octets on the wire (CRLF), before stuffing */
 	uint32_t	key_off;	/* the unique part, in the file image */
 	uint16_t	key_len;
+	uint8_t		uidl_len;	/* 0: the UIDL of the name */
+	uint32_t	uidl_off;	/* else the UIDL answered, in the file image */
 };
 
 /* A wire size is possible for a file of st_size octets: CRLF conversion at
@@ -46,6 +53,7 @@ struct sizecache_reader {
 	size_t		 pos, end;	/* next entry; start of the trailer */
 	uint32_t	 count;		/* entries the trailer announces */
 	uint32_t	 read;		/* entries returned so far */
+	int		 version;	/* 2 or 3 */
 	bool		 present;	/* a cache file was there */
 	bool		 valid;		/* ... and passed the checks */
 	bool		 bad;		/* an entry did not parse */
@@ -76,6 +84,11 @@ struct sizecache_writer {
 void	sizecache_writer_init(struct sizecache_writer *);
 void	sizecache_writer_put(struct sizecache_writer *, const char *key, size_t key_len,
 	    uint64_t ino, uint64_t st_size, int64_t mtime, uint64_t size);
+/* The same with the UIDL answered for it when that is not the name's own
+ * (1..LIMIT_UIDL_LEN octets of 0x21..0x7E; anything else is left out). */
+void	sizecache_writer_put_uidl(struct sizecache_writer *, const char *key, size_t key_len,
+	    uint64_t ino, uint64_t st_size, int64_t mtime, uint64_t size,
+	    const char *uidl, size_t uidl_len);
 /* Appends the trailer; the image is then w->buf[0..w->len).  -1 on ENOMEM. */
 int	sizecache_writer_finish(struct sizecache_writer *);
 /* Finishes (unless done) and writes the file; frees the buffer either way. */

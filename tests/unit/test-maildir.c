@@ -58,6 +58,7 @@ cache_trusts_only_the_same_inode(void)
 	char dir[] = "/tmp/test-maildir.XXXXXX";
 	struct sizecache_writer w;
 	struct maildir md;
+	const struct maildir_config cfg = { .lock = false, .uidl_source = UIDL_SOURCE_NONE };
 	struct stat st1, st2;
 	int dfd, cur;
 
@@ -80,7 +81,7 @@ cache_trusts_only_the_same_inode(void)
 	    (uint64_t)st2.st_size, mtime_of(&st2), 5);
 	ok(sizecache_writer_commit(&w, dfd, MAILDIR_CACHE_NAME) == 0, "the writer commits a cache file");
 
-	ok(maildir_open(&md, dir, false) == MAILDIR_OK, "the test Maildir opens");
+	ok(maildir_open(&md, dir, &cfg) == MAILDIR_OK, "the test Maildir opens");
 	is_int(md.count, 2, "both messages are found");
 	is_int(size_of(&md, "1700000000.M1.h"), 9, "an entry with the file's inode number gives the size");
 	is_int(size_of(&md, "1700000001.M2.h"), 3, "an entry with another inode number is not trusted: the file is read");
@@ -89,7 +90,7 @@ cache_trusts_only_the_same_inode(void)
 	maildir_close(&md);
 
 	/* The cache was rewritten with the size read, for the right inode. */
-	ok(maildir_open(&md, dir, false) == MAILDIR_OK, "the test Maildir opens again");
+	ok(maildir_open(&md, dir, &cfg) == MAILDIR_OK, "the test Maildir opens again");
 	is_int(md.sized_by_cache, 2, "the rewritten cache serves both messages");
 	is_int(size_of(&md, "1700000001.M2.h"), 3, "the rewritten entry holds the size read from the file");
 	maildir_close(&md);
