@@ -192,14 +192,14 @@ parse_options(int argc, char **argv, struct options *o)
 			else if (strcmp(optarg, "none") == 0)
 				o->uidl_source = UIDL_SOURCE_NONE;
 			else
-				die(EX_USAGE_, "--uidl-source: must be auto, dovecot, courier or none: %s",
+				die(MP_EXIT_USAGE, "--uidl-source: must be auto, dovecot, courier or none: %s",
 				    optarg);
 			break;
 		case O_UIDL_FORMAT: {
 			const char *why;
 
 			if (!takeover_format_ok(optarg, &why))
-				die(EX_USAGE_, "--dovecot-uidl-format: %s", why);
+				die(MP_EXIT_USAGE, "--dovecot-uidl-format: %s", why);
 			o->uidl_format = optarg;
 			break;
 		}
