@@ -34,7 +34,7 @@ sasl_b64_decode(const char *in, size_t inlen, char *out, size_t outsize, size_t 
 		int v[4], k, pad = 0;
 
 		for (k = 0; k < 4; k++) {
-			unsigned char c = (unsigned char)in[i + k];
+			unsigned char c = (unsigned char)in[i + (size_t)k];
 
 			if (c == '=' && i + 4 == inlen && k >= 2) {
 				v[k] = 0;

@@ -339,7 +339,7 @@ child_main(int fd, const char *service, const char *user, char *password, const 
 			close(null);
 	}
 	memset(&rep, 0, sizeof(rep));
-	rep.res = pam_check(service, user, password, rhost, rep.acct.name, sizeof(rep.acct.name),
+	rep.res = (int)pam_check(service, user, password, rhost, rep.acct.name, sizeof(rep.acct.name),
 	    rep.reason, sizeof(rep.reason));
 	explicit_bzero(password, strlen(password));
 	if (rep.res == AUTH_OK && (pw = getpwnam(rep.acct.name)) != NULL) {

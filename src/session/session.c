@@ -184,7 +184,7 @@ session_enter_transaction(struct session *s, const char *user, const char *home,
 		const struct msg *m = &s->md.msgs[i];
 
 		if (m->name_len <= m->uniq_len + 3 || memcmp(name + m->uniq_len, ":2,", 3) != 0 ||
-		    memchr(name + m->uniq_len + 3, 'S', m->name_len - m->uniq_len - 3) == NULL)
+		    memchr(name + m->uniq_len + 3, 'S', (size_t)(m->name_len - m->uniq_len - 3)) == NULL)
 			break;
 		s->last_at_login = i + 1;
 	}

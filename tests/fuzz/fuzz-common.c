@@ -286,7 +286,7 @@ void
 fuzz_free_responses(struct fuzz_resp *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		free((char *)v[i].status);
+		free(v[i].status);
 		free(v[i].body);
 	}
 	free(v);

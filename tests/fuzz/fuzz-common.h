@@ -37,7 +37,7 @@ void	fuzz_dump(const struct fuzz_io *);
  * a session's output, in order.  Each line ends in CRLF (checked); body
  * lines are unstuffed; a body ends at "." (checked). */
 struct fuzz_resp {
-	const char	*status;	/* without CRLF, NUL-terminated copy */
+	char		*status;	/* without CRLF, NUL-terminated copy */
 	size_t		 status_len;
 	bool		 multi;
 	char		*body;		/* unstuffed, CRLF line ends, NUL after; NULL unless multi */

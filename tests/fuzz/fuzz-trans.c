@@ -32,7 +32,7 @@ struct fixture {
 	const char	*dir;		/* "new" or "cur" */
 	char		 name[256];
 	enum kind	 kind;
-	char		*content;
+	const char	*content;	/* for the whole run (a copy, or static) */
 	size_t		 len;
 	/* for SERVED: what the client must see */
 	char		*wire;		/* unstuffed RETR body */
@@ -83,10 +83,12 @@ add(const char *dir, const char *name, enum kind kind, const char *content, size
 	f->dir = dir;
 	snprintf(f->name, sizeof(f->name), "%s", name);
 	f->kind = kind;
-	f->content = malloc(len + 1);
-	if (f->content == NULL)
+	char *copy = malloc(len + 1);
+
+	if (copy == NULL)
 		abort();
-	memcpy(f->content, content, len);
+	memcpy(copy, content, len);
+	f->content = copy;
 	f->len = len;
 	f->uniq_len = maildir_uniq_len(f->name, strlen(f->name));
 	if (kind == SERVED) {
@@ -230,7 +232,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* a right ,W= (the wire size of the content) */
 	{
 		static const char c4[] = "Subject: sized\n\nline\n.\n";
-		struct fixture tmpf = { .content = (char *)c4, .len = sizeof(c4) - 1 };
+		struct fixture tmpf = { .content = c4, .len = sizeof(c4) - 1 };
 
 		wire_of(&tmpf);
 		snprintf(w4, sizeof(w4), "1000000004.M4P4.host,S=%zu,W=%zu", sizeof(c4) - 1, tmpf.wire_len);
