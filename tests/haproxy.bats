@@ -46,13 +46,6 @@ why_skip() {
 	return 0
 }
 
-# The command line of a drop-in fixture's ExecStart=, with the binary and certificates of
-# this test in place of the installed paths.
-fixture_cmd() {
-	sed -n 's/^ExecStart=\(.\+\)$/\1/p' "$FIX/$1" |
-		sed -e "s|/usr/sbin/maildir-pop3d|$MAILDIR_POP3D|" -e "s|/etc/maildir-pop3d/|$CERTS/|g"
-}
-
 setup_file() {
 	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test (make check sets it)}"
 	SKIP_WHY=$(why_skip)
@@ -63,32 +56,16 @@ setup_file() {
 	export D=$BATS_FILE_TMPDIR/lab
 	realpam_setup "$D"
 	export CERTS=$D/certs
-	mkdir -p "$CERTS"
-	(
-		set -e
-		cd "$CERTS"
-		req() { openssl req -x509 -nodes -days 2 "$@" 2>/dev/null; }
-		req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj '/CN=scale-out test CA' \
-			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
-			-keyout ca.key -out ca.pem
-		req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj /CN=pop.example.org \
-			-addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth \
-			-addext subjectAltName=DNS:pop.example.org,IP:$PROXY \
-			-CA ca.pem -CAkey ca.key -keyout key.pem -out cert.pem
-		chmod 600 key.pem
-	) || { echo "openssl could not make the test certificates" >&2; return 1; }
+	hostns_certs "$CERTS" "DNS:pop.example.org,IP:$PROXY"
 
 	# pam_access after Debian's common-account: alice may not log in from $CLIENT_DENIED.
 	printf -- '-:alice:%s\n+:ALL:ALL\n' "$CLIENT_DENIED" >"$D/access.conf"
 	printf 'account  required  pam_access.so accessfile=%s\n' "$D/access.conf" \
 		>>"$D/etc/pam.d/$REALPAM_SERVICE"
 
-	local env=(env LD_PRELOAD="$MP_SYSLOG_SHIM") v h cmd110 cmd995
-	for v in ASAN_OPTIONS UBSAN_OPTIONS MAILDIR_POP3D_TLS_MODULE; do
-		if [[ -n ${!v:-} ]]; then env+=("$v=${!v}"); fi
-	done
-	cmd110=$(fixture_cmd maildir-pop3d.service.d.conf)
-	cmd995=$(fixture_cmd maildir-pop3ds.service.d.conf)
+	local h cmd110 cmd995
+	cmd110=$(hostns_fixture_cmd "$FIX/maildir-pop3d.service.d.conf" "$CERTS")
+	cmd995=$(hostns_fixture_cmd "$FIX/maildir-pop3ds.service.d.conf" "$CERTS")
 	[[ -n $cmd110 && -n $cmd995 ]] || { echo "no ExecStart= in the drop-in fixtures" >&2; return 1; }
 
 	hostns_start lan "$D" "hostname lan
@@ -102,21 +79,23 @@ setup_file() {
 	hostns_attach lan pop2 "$POP2/24" "$PROXY"
 
 	# pop1: systemd-socket-activate, one per port, as the .socket units do.
+	hostns_daemon_env "$D/pop1.syslog"
 	# shellcheck disable=SC2086 # the command lines are words
 	hostns_spawn pop1 "$D/pop1.ssa110.log" systemd-socket-activate -l "$POP1:110" -a --inetd \
-		"${env[@]}" MP_TEST_SYSLOG="$D/pop1.syslog" $cmd110
+		"${HOSTNS_ENV[@]}" $cmd110
 	hostns_wait_listening pop1 110 "$HOSTNS_SPAWNED"
 	# shellcheck disable=SC2086
 	hostns_spawn pop1 "$D/pop1.ssa995.log" systemd-socket-activate -l "$POP1:995" -a --inetd \
-		"${env[@]}" MP_TEST_SYSLOG="$D/pop1.syslog" $cmd995
+		"${HOSTNS_ENV[@]}" $cmd995
 	hostns_wait_listening pop1 995 "$HOSTNS_SPAWNED"
 
 	# pop2: openbsd-inetd (its pid file goes to the namespace's own /run); inetd.conf carries
 	# no environment, so a wrapper sets it.
+	hostns_daemon_env "$D/pop2.syslog"
 	{
 		echo '#!/bin/sh'
 		echo '# inetd service on pop2: the daemon under test, logging through the syslog shim.'
-		printf 'export %q\n' "${env[@]:1}" "MP_TEST_SYSLOG=$D/pop2.syslog"
+		printf 'export %q\n' "${HOSTNS_ENV[@]:1}"
 		printf 'exec %q "$@"\n' "$MAILDIR_POP3D"
 	} >"$D/pop2-wrapper"
 	chmod 0755 "$D/pop2-wrapper"
@@ -317,12 +296,10 @@ wait_logged() {
 @test "a PROXY header from an address outside --proxy-from is refused, as without HAProxy" {
 	# A second HAProxy to pop1's port 1110, where the daemon trusts only 203.0.113.0/24 (v1
 	# there: how a v2 header from an untrusted peer ends is tests/proxy.bats' business).
-	local env=(env LD_PRELOAD="$MP_SYSLOG_SHIM" MP_TEST_SYSLOG="$D/pop1.syslog") v pid hpid
-	for v in ASAN_OPTIONS UBSAN_OPTIONS; do
-		if [[ -n ${!v:-} ]]; then env+=("$v=${!v}"); fi
-	done
+	local pid hpid
+	hostns_daemon_env "$D/pop1.syslog"
 	hostns_spawn pop1 "$D/pop1.ssa1110.log" systemd-socket-activate -l "$POP1:1110" -a --inetd \
-		"${env[@]}" "$MAILDIR_POP3D" --proxy-from=203.0.113.0/24 --plaintext=always
+		"${HOSTNS_ENV[@]}" "$MAILDIR_POP3D" --proxy-from=203.0.113.0/24 --plaintext=always
 	pid=$HOSTNS_SPAWNED
 	hostns_wait_listening pop1 1110 "$pid"
 	cat >"$D/haproxy-untrusted.cfg" <<-EOF

@@ -17,6 +17,15 @@
 #   hostns_stop_all               hostns_stop for every namespace this test started
 #   hostns_wait_listening NAME PORT [PID]
 #                                 waits (at most 10 s) until something in NAME listens on PORT
+#   hostns_certs DIR SAN          a test CA (DIR/ca.pem) and a certificate for SAN (e.g.
+#                                 DNS:pop.example.org,IP:192.0.2.1) with its key: DIR/cert.pem,
+#                                 DIR/key.pem
+#   hostns_fixture_cmd FILE CERTS the ExecStart= command line of the systemd drop-in FILE with
+#                                 $MAILDIR_POP3D for /usr/sbin/maildir-pop3d, CERTS for
+#                                 /etc/maildir-pop3d and systemd's %% as %
+#   hostns_daemon_env LOG         HOSTNS_ENV: an "env VAR=..." prefix for the daemon, logging
+#                                 through the syslog shim to LOG, with the sanitizer and TLS
+#                                 module settings of make check
 #   hostns_attach LAN NAME ADDR/LEN [GW]
 #                                 a veth pair from the bridge br0 of namespace LAN (made by its
 #                                 SETUP) to eth0 in NAME, with ADDR/LEN and a default route to GW
@@ -41,6 +50,7 @@ hostns_start() {
 		hostns-setup "$dir/hostns/$name.setup" "$ready" \
 		</dev/null >>"$dir/hostns/$name.log" 2>&1 3>&- &
 	holder=$!
+	disown "$holder"	# killed with SIGKILL at the end: no job report
 	echo "$holder" >"$dir/hostns/$name.holder"
 	init=
 	for ((i = 0; i < 1000; i++)); do
@@ -74,6 +84,7 @@ hostns_spawn() {
 	nsenter --target "$init" --mount --net --uts --pid -- "$@" \
 		</dev/null >>"$log" 2>&1 3>&- &
 	nse=$!
+	disown "$nse"
 	for ((i = 0; i < 500; i++)); do
 		kid=$(cat "/proc/$nse/task/$nse/children" 2>/dev/null) || true
 		[[ -n $kid ]] && break
@@ -85,14 +96,9 @@ hostns_spawn() {
 }
 
 hostns_pids() {
-	local name=$1 ns p init
-	init=$(hostns_init "$name") || return 0
-	ns=$(readlink "/proc/$init/ns/pid") || return 0
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
-		[[ $p == "$init" ]] && continue
-		[[ $(readlink "/proc/$p/ns/pid" 2>/dev/null) == "$ns" ]] && echo "$p"
-	done
+	local init
+	init=$(hostns_init "$1") || return 0
+	pgrep --ns "$init" --nslist pid | grep -v -x -F "$init"
 	return 0
 }
 
@@ -154,4 +160,34 @@ hostns_attach() {
 	if [[ -n $gw ]]; then
 		hostns_exec "$name" ip route add default via "$gw" || return 1
 	fi
+}
+
+hostns_certs() {
+	local dir=$1 san=$2
+	mkdir -p "$dir" || return 1
+	(
+		set -e
+		cd "$dir"
+		req() { openssl req -x509 -nodes -days 2 "$@" 2>/dev/null; }
+		req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj '/CN=scale-out test CA' \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+			-keyout ca.key -out ca.pem
+		req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -subj /CN=pop.example.org \
+			-addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth \
+			-addext "subjectAltName=$san" -CA ca.pem -CAkey ca.key -keyout key.pem -out cert.pem
+		chmod 600 key.pem ca.key
+	) || { echo "# openssl could not make the test certificates" >&2; return 1; }
+}
+
+hostns_fixture_cmd() {
+	sed -n 's/^ExecStart=\(.\+\)$/\1/p' "$1" |
+		sed -e "s|/usr/sbin/maildir-pop3d|$MAILDIR_POP3D|" -e "s|/etc/maildir-pop3d/|$2/|g" -e 's/%%/%/g'
+}
+
+hostns_daemon_env() {
+	local v
+	HOSTNS_ENV=(env LD_PRELOAD="$MP_SYSLOG_SHIM" MP_TEST_SYSLOG="$1")
+	for v in ASAN_OPTIONS UBSAN_OPTIONS MAILDIR_POP3D_TLS_MODULE; do
+		if [[ -n ${!v:-} ]]; then HOSTNS_ENV+=("$v=${!v}"); fi
+	done
 }
