@@ -3,6 +3,10 @@
 
   mkmaildir.py DIR COUNT [--min 1024] [--max 8192] [--sub cur] [--seed 1]
   mkmaildir.py DIR --big MIB       one message of MIB MiB in cur/
+  mkmaildir.py DIR --dovecot-uidlist FILE
+                                   FILE gets the dovecot-uidlist (version 3) Dovecot would
+                                   write for the messages in DIR: one line per message, UIDs
+                                   in Dovecot's order (time, microseconds, name), a W field
 
 Messages are plain-text mail with LF line ends, as delivery agents store them: a
 header, a blank line, lines of 20-78 characters, some starting with '.' (so RETR has
@@ -69,12 +73,45 @@ def message(rng, i, size):
     return data
 
 
+def dovecot_uidlist(d, path):
+    """Version 3, as maildir-uidlist.c writes it: header, then "<uid> W<vsize> :<base>"."""
+    names = []
+    for sub in ("new", "cur"):
+        for n in os.listdir(os.path.join(d, sub)):
+            if not n.startswith("."):
+                names.append((n.split(":")[0], os.path.getsize(os.path.join(d, sub, n))))
+
+    def key(item):
+        base = item[0]
+        secs = base.split(".")[0]
+        usec = 0
+        uniq = base.split(".")[1] if "." in base else ""
+        if "M" in uniq:
+            digits = uniq[uniq.index("M") + 1:]
+            num = ""
+            for ch in digits:
+                if not ch.isdigit():
+                    break
+                num += ch
+            usec = int(num or 0)
+        return (int(secs) if secs.isdigit() else 0, usec, base)
+
+    names.sort(key=key)
+    with open(path, "w") as f:
+        f.write(f"3 V1700000000 N{len(names) + 1} G0123456789abcdef0123456789abcdef\n")
+        for uid, (base, size) in enumerate(names, 1):
+            f.write(f"{uid} W{size + size // 40} :{base}\n")
+    return 0
+
+
 def main():
     args = sys.argv[1:]
     if not args:
         print(__doc__, file=sys.stderr)
         return 2
     d = args.pop(0)
+    if args[:1] == ["--dovecot-uidlist"] and len(args) == 2:
+        return dovecot_uidlist(d, args[1])
     opts = {"--min": "1024", "--max": "8192", "--sub": "cur", "--seed": "1", "--big": None}
     count = None
     while args:
