@@ -171,10 +171,17 @@ cmp_ord(const void *pa, const void *pb)
 static void
 reorder(struct maildir *md, const uint64_t *key)
 {
-	struct ord *o = malloc((size_t)md->count * sizeof(*o));
-	struct msg *n = malloc((size_t)md->count * sizeof(*n));
+	struct ord *o;
+	struct msg *n;
 	uint32_t i;
 
+	/* Usually the old server numbered them in arrival order too. */
+	for (i = 1; i < md->count && key[i - 1] <= key[i]; i++)
+		;
+	if (i >= md->count)
+		return;
+	o = malloc((size_t)md->count * sizeof(*o));
+	n = malloc((size_t)md->count * sizeof(*n));
 	if (o == NULL || n == NULL) {
 		free(o);
 		free(n);
