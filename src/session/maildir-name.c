@@ -26,26 +26,35 @@ maildir_delivery(const char *name, size_t len)
 	return v;
 }
 
+/* The digits at name[0..len), at most max: a longer number reads as max.
+ * *n_r gets how many digits there were. */
+static uint64_t
+clamped(const char *name, size_t len, uint64_t max, size_t *n_r)
+{
+	uint64_t v = 0;
+	size_t n = 0;
+
+	while (n < len && name[n] >= '0' && name[n] <= '9')
+		n++;
+	if (n > 0 && proto_scan_u64(name, n, max, &v) == 0)
+		v = max;
+	*n_r = n;
+	return v;
+}
+
 uint64_t
 maildir_arrival(const char *name, size_t len)
 {
-	uint64_t secs = 0, usecs = 0;
-	size_t i, k;
+	uint64_t secs, usecs = 0;
+	size_t i, k, n;
 
-	for (i = 0; i < len && name[i] >= '0' && name[i] <= '9'; i++)
-		if ((secs = secs * 10 + (uint64_t)(name[i] - '0')) >= (1ULL << 44)) {
-			secs = (1ULL << 44) - 1;
-			while (i + 1 < len && name[i + 1] >= '0' && name[i + 1] <= '9')
-				i++;
-		}
+	secs = clamped(name, len, (1ULL << 44) - 1, &i);
 	/* ".<uniqueness>.<host>": the first 'M' in the uniqueness. */
 	if (i < len && name[i] == '.') {
 		for (k = i + 1; k < len && name[k] != '.' && name[k] != 'M'; k++)
 			;
 		if (k < len && name[k] == 'M')
-			for (k++; k < len && name[k] >= '0' && name[k] <= '9'; k++)
-				if ((usecs = usecs * 10 + (uint64_t)(name[k] - '0')) >= (1ULL << 20))
-					usecs = (1ULL << 20) - 1;
+			usecs = clamped(name + k + 1, len - k - 1, (1ULL << 20) - 1, &n);
 	}
 	return secs << 20 | usecs;
 }

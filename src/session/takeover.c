@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proto.h"
 #include "sizecache.h"
 #include "takeover.h"
 
@@ -16,19 +17,10 @@
 static bool
 num(const char **pp, const char *end, uint64_t max, uint64_t *v_r)
 {
-	const char *p = *pp;
-	uint64_t v = 0;
+	size_t n = proto_scan_u64(*pp, (size_t)(end - *pp), max, v_r);
 
-	if (p >= end || *p < '0' || *p > '9')
-		return false;
-	for (; p < end && *p >= '0' && *p <= '9'; p++) {
-		v = v * 10 + (uint64_t)(*p - '0');
-		if (v > max)
-			return false;
-	}
-	*pp = p;
-	*v_r = v;
-	return true;
+	*pp += n;
+	return n > 0;
 }
 
 static size_t
