@@ -436,8 +436,6 @@ takeover_uidl(const struct takeover *t, const struct takeover_entry *e, const ch
 	size_t n = 0;
 	const char *err;
 
-	if (e->bad)
-		return false;
 	if (t->kind == TAKEOVER_DOVECOT) {
 		struct uidl_vars v;
 

@@ -29,7 +29,6 @@ struct takeover_entry {
 	uint32_t	g_off;		/* Dovecot: G (GUID) value */
 	uint16_t	g_len;
 	uint8_t		has_p;		/* a P field, maybe empty (= the base name) */
-	uint8_t		bad;		/* the line's UIDL cannot be used */
 	uint32_t	uid;		/* Dovecot: IMAP UID.  Courier: its UID number */
 	uint32_t	uidv;		/* Courier: the line's UIDVALIDITY (0: none) */
 	uint64_t	order;		/* sort key of the old server's order */
@@ -67,7 +66,7 @@ const struct takeover_entry *takeover_find(const struct takeover *, const char *
  * name is key: Dovecot's P field (empty: the base name), else fmt expanded;
  * Courier's "UID<n>-<uidvalidity>", or for its oldest files the escaped base
  * name.  false when it is not a valid RFC 1939 unique-id (1..70 octets of
- * 0x21..0x7E) or e is damaged.  out needs LIMIT_UIDL_LEN + 1 octets. */
+ * 0x21..0x7E).  out needs LIMIT_UIDL_LEN + 1 octets. */
 bool	takeover_uidl(const struct takeover *, const struct takeover_entry *e,
 	    const char *fmt, const char *key, size_t key_len, char *out);
 
