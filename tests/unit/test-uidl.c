@@ -56,10 +56,10 @@ uidl_for(const struct takeover *t, const char *fmt, const char *name)
 	return out;
 }
 
-/* Every name of a fixture gets the UIDL the real Dovecot answered, and the
- * order keys put them in the order Dovecot listed them. */
+/* Every name of a fixture gets the UIDL the real server answered, and the
+ * order keys put them in the order it listed them. */
 static void
-real_dovecot(const char *fixture, const char *fmt)
+real_fixture(const char *server, const char *fixture, const char *fmt)
 {
 	char f[256], *names, *want, *p, *q, *saveptr = NULL;
 	char got_order[16][80];
@@ -68,14 +68,16 @@ real_dovecot(const char *fixture, const char *fmt)
 	struct takeover t;
 	int n = 0;
 
-	snprintf(f, sizeof(f), "dovecot-%s.uidlist", fixture);
+	bool courier = strcmp(server, "courier") == 0;
+
+	snprintf(f, sizeof(f), "%s-%s.%s", server, fixture, courier ? "sizelist" : "uidlist");
 	p = slurp(f, &len);
-	ok(takeover_parse_dovecot(&t, p, len) == 0 && !t.bad_header && t.bad_lines == 0,
-	    "%s: Dovecot's file parses cleanly", fixture);
-	snprintf(f, sizeof(f), "dovecot-%s.names", fixture);
+	ok((courier ? takeover_parse_courier(&t, p, len) : takeover_parse_dovecot(&t, p, len)) == 0 &&
+	    !t.bad_header && t.bad_lines == 0, "%s %s: the server's file parses cleanly", server, fixture);
+	snprintf(f, sizeof(f), "%s-%s.names", server, fixture);
 	names = slurp(f, &nlen);
 	names[nlen] = '\0';
-	snprintf(f, sizeof(f), "dovecot-%s.uidl", fixture);
+	snprintf(f, sizeof(f), "%s-%s.uidl", server, fixture);
 	want = slurp(f, &wlen);
 	want[wlen] = '\0';
 	for (q = strtok_r(names, "\n", &saveptr); q != NULL && n < 16; q = strtok_r(NULL, "\n", &saveptr)) {
@@ -107,7 +109,7 @@ real_dovecot(const char *fixture, const char *fmt)
 		for (int i = 0; i < n; i++)
 			off += (size_t)snprintf(got + off, sizeof(got) - off, "%d %s\r\n", i + 1,
 			    got_order[i]);
-		is_str(got, want, "%s: the UIDL list and order Dovecot answered", fixture);
+		is_str(got, want, "%s %s: the UIDL list and order the server answered", server, fixture);
 	}
 	free(names);
 	free(want);
@@ -300,9 +302,11 @@ arrival(void)
 int
 main(void)
 {
-	real_dovecot("default", TAKEOVER_DOVECOT_DEFAULT_FORMAT);
-	real_dovecot("saved", "%v.%u");
-	real_dovecot("empty-p", "%f");
+	real_fixture("dovecot", "default", TAKEOVER_DOVECOT_DEFAULT_FORMAT);
+	real_fixture("dovecot", "saved", "%v.%u");
+	real_fixture("dovecot", "empty-p", "%f");
+	/* Courier orders same-second names by octets: M112000 before M17800. */
+	real_fixture("courier", "real", NULL);
 	format_fixture();
 	dovecot_by_hand();
 	courier();
