@@ -61,6 +61,25 @@ teardown() {
 	EOF
 }
 
+@test "a read error in the middle of RETR ends the session: no final dot, nothing after it" {
+	command -v strace >/dev/null || skip "strace missing (it injects the read error)"
+	# 3000 lines of 100 octets, sized by its ,W= (so login reads nothing of it): RETR's
+	# first read gets 64 KiB, the second fails with EIO.
+	local name='1000000009.M9P9.host,W=303000'
+	python3 -c 'import sys; sys.stdout.write(("a" * 99 + "\n") * 3000)' > "$MD/new/$name"
+	mp_own
+	printf 'RETR 3\r\nQUIT\r\n' | ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		strace -f -qq -P "$MD/new/$name" -e trace=read -e inject=read:error=EIO:when=2 -o "$MP_T/trace" \
+		"${MP_AS[@]}" "$MAILDIR_POP3D" -p -m "$MD" > "$MP_T/out"
+	grep -q 'EIO.*INJECTED' "$MP_T/trace"	# the error did land
+	run cat "$MP_T/out"
+	assert_line --index 0 $'+OK maildir-pop3d ready.\r'
+	# A truncated message must not pass for a whole one, and the session is over.
+	refute_line $'.\r'
+	refute_line --partial 'signing off'
+	[ "$(wc -c < "$MP_T/out")" -lt 303000 ]
+}
+
 @test "bad message numbers get one -ERR each and the session goes on" {
 	send_lines 'LIST 0' 'LIST 3' 'LIST -1' 'LIST +1' 'LIST 0x1' 'LIST 1a' 'LIST 99999999999999999999999' \
 		'RETR' 'RETR x' 'RETR 1 2' 'TOP 1' 'TOP 1 -1' 'TOP 1 x' 'TOP 0 1' 'DELE' 'DELE 3' 'UIDL 0' 'STAT x' NOOP QUIT
