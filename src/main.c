@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "check.h"
 #include "conn.h"
 #include "pop3d-limits.h"
 #include "log.h"
@@ -57,10 +58,17 @@ static const char usage_text[] =
 "      --dovecot-uidl-format=FORMAT\n"
 "                            the pop3_uidl_format Dovecot was set to (default:\n"
 "                            %08Xu%08Xv, Dovecot's own default)\n"
+"      --check [USER]        print the effective configuration and check it (PAM\n"
+"                            file, TLS module, certificate and key, the pre-auth\n"
+"                            user); with USER, read a password from stdin and run\n"
+"                            the login path step by step; exit 0 when all is well\n"
 "  -h, --help                show this help and exit\n"
 "  -V, --version             show the version and exit\n";
 
 static bool stderr_ok;
+/* --check [USER] */
+static bool check_mode;
+static const char *check_user;
 
 /* A usage or configuration error before the session: to stderr when it is
  * not the client's socket, and to syslog always. */
@@ -97,7 +105,7 @@ static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS, O_NO_FLAG, O_LOCK, O_PROXY, O_PLAIN,
-	    O_UIDL_SOURCE, O_UIDL_FORMAT };
+	    O_UIDL_SOURCE, O_UIDL_FORMAT, O_CHECK };
 	static const struct option longopts[] = {
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "pam-service", required_argument, NULL, 's' },
@@ -112,6 +120,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "plaintext", required_argument, NULL, O_PLAIN },
 		{ "uidl-source", required_argument, NULL, O_UIDL_SOURCE },
 		{ "dovecot-uidl-format", required_argument, NULL, O_UIDL_FORMAT },
+		{ "check", no_argument, NULL, O_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -203,6 +212,9 @@ parse_options(int argc, char **argv, struct options *o)
 			o->uidl_format = optarg;
 			break;
 		}
+		case O_CHECK:
+			check_mode = true;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(MP_EXIT_OK);
@@ -229,6 +241,8 @@ parse_options(int argc, char **argv, struct options *o)
 			die(MP_EXIT_USAGE, "unknown option %s (try --help)", argv[optind - 1]);
 		}
 	}
+	if (check_mode && optind < argc)
+		check_user = argv[optind++];
 	if (optind < argc)
 		die(MP_EXIT_USAGE, "unexpected argument: %s (try --help)", argv[optind]);
 	if (o->tls_key && !o->tls_cert)
@@ -274,6 +288,8 @@ main(int argc, char **argv)
 			die(MP_EXIT_USAGE, "--proxy-from: not a list of addresses or CIDR networks: %s",
 			    opt.proxy_from);
 	}
+	if (check_mode)
+		return check_run(&opt, check_user);
 	if (opt.preauth && geteuid() == 0)
 		die(MP_EXIT_USAGE, "--preauth refuses to run as root (it serves the caller's own mailbox)");
 

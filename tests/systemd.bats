@@ -67,6 +67,9 @@ users() {
 	chroot "$root" useradd -m -s /bin/bash alice
 	chroot "$root" useradd -m -d /srv/bob -s /bin/bash bob
 	printf 'alice:%s\nbob:%s\n' "$ALICE_PASS" "$BOB_PASS" | chroot "$root" chpasswd
+	# The pre-auth process's user, as the package makes it (make install does not).
+	chroot "$root" getent passwd maildir-pop3d >/dev/null ||
+		chroot "$root" adduser --quiet --system --group --no-create-home --home /nonexistent maildir-pop3d
 	mail_to "$root" alice /home/alice
 	mail_to "$root" bob /srv/bob
 }
@@ -332,12 +335,27 @@ leftovers() {
 	assert_success
 	assert_output "$(expected_list)"
 	journal_has deb "^login: user=<alice> rhost=<127\.0\.0\.1> method=[A-Z]+ tls=no$"
+	# The operator's check agrees, through the real pam_unix, as root in the container.
+	run ct deb sh -c 'printf "%s\n" "$1" | maildir-pop3d --check alice' sh "$ALICE_PASS"
+	assert_success
+	assert_line '  ok    PAM service file /etc/pam.d/maildir-pop3d'
+	assert_line --regexp '^  ok    pre-auth user maildir-pop3d \(uid [0-9]+, gid [0-9]+\)$'
+	assert_line --regexp '^  ok    Maildir /home/alice/Maildir: 3 messages, [0-9]+ octets, '
+	assert_line 'result: a session for this user would work'
+	run ct deb sh -c 'printf "wrong\n" | maildir-pop3d --check alice'
+	assert_failure 1
+	assert_line --regexp '^  FAIL  PAM: auth failed: user=<alice> reason=<Authentication failure> '
 
 	# 995: nothing more than the key and the certificate.
 	run ct_net deb ss -Hltn
 	refute_output --regexp '[:*]995 '
 	cert_to "$CT_DIR/deb"
 	ct_wait deb 10 systemctl is-active -q maildir-pop3ds.socket || { echo "the 995 socket did not start" >&2; return 1; }
+	run ct deb maildir-pop3d --check --tls=implicit --tls-cert=/etc/maildir-pop3d/cert.pem \
+		--tls-key=/etc/maildir-pop3d/key.pem
+	assert_success
+	assert_line --regexp '^  warn  certificate subject CN=ct\.test: expires on .* UTC, in [12] days$'
+	refute_output --partial FAIL
 	run pop_text deb "pop3s://alice:$ALICE_PASS@127.0.0.1/1" --insecure
 	assert_success
 	assert_output "${MSG1%$'\n'}"

@@ -13,7 +13,7 @@ struct tls_conn;
  * promise (tls.h) changes: a module left from another build is then refused
  * with a configuration error instead of being called the wrong way.
  */
-#define MP_TLS_MODULE_ABI	2
+#define MP_TLS_MODULE_ABI	3
 #define MP_TLS_MODULE_SYMBOL	"mp_tls_module"
 
 /* Each member does what the tls.h function of the same name says. */
@@ -25,6 +25,9 @@ struct mp_tls_module {
 	struct tls_conn		*(*accept)(int fd, int timeout_ms, const char *peer);
 	const struct lineio_ops	*ops;
 	void			(*shutdown)(struct tls_conn *);
+	int			(*cert_info)(const char *cert_file, char *subject,
+				    size_t subject_len, long long *not_after_r,
+				    char *err, size_t errlen);
 };
 
 extern const struct mp_tls_module mp_tls_module;

@@ -451,6 +451,47 @@ tlsmod_shutdown(struct tls_conn *c)
 	free(c);
 }
 
+/* --check: what the first certificate of the chain says about itself. */
+static int
+tlsmod_cert_info(const char *cert_file, char *subject, size_t subject_len,
+    long long *not_after_r, char *err, size_t errlen)
+{
+	ASN1_TIME *epoch;
+	X509 *x = NULL;
+	BIO *b = NULL, *mem = NULL;
+	BUF_MEM *bm;
+	int days, secs, rc = -1;
+
+	if ((b = BIO_new_file(cert_file, "r")) == NULL ||
+	    (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "%s: no PEM certificate could be read", cert_file);
+		goto out;
+	}
+	if ((mem = BIO_new(BIO_s_mem())) == NULL ||
+	    X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) < 0) {
+		snprintf(err, errlen, "%s: cannot print the subject", cert_file);
+		goto out;
+	}
+	BIO_get_mem_ptr(mem, &bm);
+	snprintf(subject, subject_len, "%.*s", (int)(bm->length < subject_len ? bm->length :
+	    subject_len - 1), bm->data);
+	/* Seconds from the epoch to notAfter, without timegm(). */
+	if ((epoch = ASN1_TIME_set(NULL, 0)) == NULL ||
+	    !ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notAfter(x))) {
+		ASN1_TIME_free(epoch);
+		snprintf(err, errlen, "%s: unreadable expiry date", cert_file);
+		goto out;
+	}
+	ASN1_TIME_free(epoch);
+	*not_after_r = (long long)days * 86400 + secs;
+	rc = 0;
+out:
+	BIO_free(mem);
+	BIO_free(b);
+	X509_free(x);
+	return rc;
+}
+
 const struct mp_tls_module mp_tls_module = {
 	.abi = MP_TLS_MODULE_ABI,
 	.size = sizeof(struct mp_tls_module),
@@ -458,4 +499,5 @@ const struct mp_tls_module mp_tls_module = {
 	.accept = tlsmod_accept,
 	.ops = &tlsmod_ops,
 	.shutdown = tlsmod_shutdown,
+	.cert_info = tlsmod_cert_info,
 };

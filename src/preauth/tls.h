@@ -28,6 +28,14 @@ const char	*tls_module_path(void);
 int	tls_init(const char *cert_file, const char *key_file, char *err, size_t errlen);
 
 /*
+ * For maildir-pop3d --check: the subject (one line, RFC 2253) and the end of
+ * validity (seconds since the epoch) of the first certificate in cert_file.
+ * Loads the module like tls_init.  Returns 0, or -1 with a reason in err.
+ */
+int	tls_cert_info(const char *cert_file, char *subject, size_t subject_len,
+	    long long *not_after_r, char *err, size_t errlen);
+
+/*
  * Server handshake on the connected socket fd, within timeout_ms (negative:
  * no limit).  fd is left O_NONBLOCK: a readable socket does not mean a whole
  * TLS record has arrived, so blocking reads could outlast the idle timeout.

@@ -101,6 +101,15 @@ tls_init(const char *cert_file, const char *key_file, char *err, size_t errlen)
 	return mod->init(cert_file, key_file, err, errlen);
 }
 
+int
+tls_cert_info(const char *cert_file, char *subject, size_t subject_len, long long *not_after_r,
+    char *err, size_t errlen)
+{
+	if (mod == NULL && load_module(err, errlen) == -1)
+		return -1;
+	return mod->cert_info(cert_file, subject, subject_len, not_after_r, err, errlen);
+}
+
 struct tls_conn *
 tls_accept(int fd, int timeout_ms, const char *peer)
 {
