@@ -12,11 +12,13 @@ scenarios that need more timing or bookkeeping than a popctl script.
         two snapshots differ exactly when the Maildir changed.
   faultctl.py killquit DIR --make N --mark all|odd [--retr even] --at FRACTION
         makes N messages in DIR as mkmsgs does (given to uid 65534 when root), then runs
-        one --preauth session ($MP_SESSION_CMD) on DIR: pipelined DELE of
-        the marked messages (and RETR of the retrieved ones, each checked byte-exact), QUIT,
-        then SIGKILL as soon as the marked message at FRACTION of the list is gone.  Checks
-        that every file left is an original, whole, once, under its own name or (retrieved
-        and unmarked only) its seen name, and that every missing message was marked.
+        one --preauth session ($MP_SESSION_CMD) on DIR under strace: pipelined DELE of
+        the marked messages (and RETR of the retrieved ones, each checked byte-exact), QUIT.
+        strace stops the session with SIGSTOP right after its K-th unlinkat (K: the marked
+        message at FRACTION of the list), and it is SIGKILLed there.  Checks that it was
+        stopped (a QUIT that ends sooner, or answers first, is a failure), that exactly the
+        K unlinked messages are gone, and that every file left is an original, whole, once,
+        under its own name or (retrieved and unmarked only) its seen name.
   faultctl.py interleave DIR --sessions 2|3 [--sample N] [--seed S]
         sessions on one Maildir without --lock, in every interleaving of fixed per-session
         programs (or N seeded random ones), each run against a model: every answer's status,
@@ -40,6 +42,7 @@ Prints a summary line, then one "FAIL: ..." line per violation; exits 1 if there
 import hashlib
 import os
 import random
+import select
 import shlex
 import signal
 import socket
@@ -185,11 +188,57 @@ def seen_path(path):
 # ---- a session on pipes ----
 
 class Pipe:
-    def __init__(self, extra=()):
+    """A session on pipes.  stop_after_unlink=K runs it under strace, which stops it with
+    SIGSTOP once its K-th unlinkat has returned; trace_lines() reads strace's lines."""
+
+    def __init__(self, extra=(), stop_after_unlink=None):
         argv = shlex.split(os.environ["MP_SESSION_CMD"]) + list(extra)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.trace_fd = None
+        pass_fds = ()
+        if stop_after_unlink is not None:
+            # Not --seccomp-bpf: strace 6.1 then ignores when=K.
+            r, w = os.pipe()
+            argv = ["strace", "-f", "-qq", "-e", "trace=unlinkat", "-e",
+                    f"inject=unlinkat:signal=SIGSTOP:when={stop_after_unlink}",
+                    "-o", f"/dev/fd/{w}"] + argv
+            pass_fds = (w,)
+            self.trace_fd = r
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     pass_fds=pass_fds)
+        if pass_fds:
+            os.close(w)
         self.buf = b""
         self.fd = self.proc.stdout.fileno()
+
+    def trace_lines(self, timeout):
+        """strace's lines as they come; ends at EOF or after timeout s without one."""
+        pending = b""
+        while True:
+            ready, _, _ = select.select([self.trace_fd], [], [], timeout)
+            if not ready:
+                return
+            chunk = os.read(self.trace_fd, 1 << 16)
+            if not chunk:
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                yield line.decode(errors="replace")
+
+    def close_trace(self):
+        os.close(self.trace_fd)
+
+    def rest(self, timeout):
+        """Whatever the server still writes, up to EOF (or timeout s of silence)."""
+        out = self.buf
+        while True:
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return out
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return out
+            out += chunk
 
     def send(self, data):
         self.proc.stdin.write(data)
@@ -221,6 +270,16 @@ class Pipe:
 
 # ---- killquit ----
 
+def proc_state(pid):
+    """The state letter of /proc/PID/stat ("T" stopped, "t" stopped by the tracer)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return None
+    return st[st.rindex(")") + 2:].split()[0]
+
+
 def cmd_killquit(args):
     d = args[0]
     mark = args[args.index("--mark") + 1]
@@ -239,7 +298,8 @@ def cmd_killquit(args):
             cmds.append((b"RETR %d\r\n" % k, u))
         if u in marked:
             cmds.append((b"DELE %d\r\n" % k, None))
-    s = Pipe()
+    k = min(len(marked) - 1, int(at * len(marked))) + 1
+    s = Pipe(stop_after_unlink=k)
     errs = []
     greet = s.line()
     if not greet.startswith(b"+OK"):
@@ -260,16 +320,40 @@ def cmd_killquit(args):
     if errs:
         s.proc.kill()
         fail(errs)
-    watch_list = [u for u in uniqs if u in marked]
-    watch = os.path.join(d, orig[watch_list[min(len(watch_list) - 1, int(at * len(watch_list)))]][0])
+    # Stop the session right after its K-th unlinkat (strace delivers SIGSTOP on entry to
+    # that call, the call completes, the stop takes effect before the next instruction),
+    # then SIGKILL it there: a kill that provably lands in the middle of QUIT's deletions.
+    # strace's trace arrives on a pipe, so waiting for the stop is a blocking read.
     s.send(b"QUIT\r\n")
-    deadline = time.monotonic() + 120
-    while os.path.exists(watch) and s.proc.poll() is None and time.monotonic() < deadline:
-        pass
-    finished = s.proc.poll() is not None
-    if not finished:
-        s.proc.send_signal(signal.SIGKILL)
+    s.proc.stdin.close()
+    trace = s.trace_lines(timeout=120)
+    unlinked, pid, stopped = [], None, False
+    for line in trace:
+        f = line.split(None, 1)
+        if len(f) < 2:
+            continue
+        if f[1].startswith("unlinkat("):
+            unlinked.append(line)
+        elif f[1].startswith("--- stopped by SIGSTOP ---"):
+            pid = int(f[0])
+            stopped = proc_state(pid) in ("t", "T")
+            break
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    rest = s.rest(timeout=60)
     s.proc.wait(timeout=60)
+    s.close_trace()
+    if pid is None or not stopped:
+        errs.append(f"the session was not stopped after deletion {k} of {len(marked)}: "
+                    f"{len(unlinked)} unlinkat calls, then "
+                    + ("it stopped but was not in a stopped state" if pid else "it went on to the end"))
+    if len(unlinked) != k:
+        errs.append(f"{len(unlinked)} unlinkat calls before the kill, want {k}")
+    bad = [ln for ln in unlinked if not ln.rstrip().endswith("= 0")]
+    if bad:
+        errs.append(f"failed unlinkat calls: {bad[:3]}")
+    if b"signing off" in rest:
+        errs.append(f"QUIT was answered before the kill: {rest[-200:]!r}")
     now = listing(d)
     for u, files in now.items():
         if u not in orig:
@@ -291,10 +375,13 @@ def cmd_killquit(args):
             errs.append(f"{orig[u][0]} is gone but was never marked deleted")
     if os.listdir(os.path.join(d, "tmp")):
         errs.append(f"tmp/ not empty: {os.listdir(os.path.join(d, 'tmp'))}")
+    if len(gone) != len(unlinked):
+        errs.append(f"{len(gone)} messages gone, but {len(unlinked)} were unlinked")
     renamed = sum(1 for u, f in now.items() if f[0][0] != orig[u][0])
     print(f"killquit: {n} messages, {len(marked)} marked, {len(retrd)} retrieved; "
-          f"{'QUIT finished before the kill' if finished else 'killed during QUIT'}: "
-          f"{len(gone)} removed, {renamed} renamed")
+          + (f"killed when stopped after unlinkat {len(unlinked)} of {len(marked)}: "
+             if stopped else f"not stopped (after {len(unlinked)} unlinkat calls): ")
+          + f"{len(gone)} removed, {renamed} renamed")
     fail(errs)
 
 
