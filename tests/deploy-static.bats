@@ -156,9 +156,13 @@ banned_from_lines_with() {
 }
 
 @test "the man page names the size cache and lock files that the daemon uses" {
-	local hdr=$SRCDIR/src/session/maildir.h name
-	[ -f "$hdr" ] || skip "src/session/maildir.h not present"
-	for name in $(sed -n 's/^#define[[:space:]]*MAILDIR_\(CACHE\|LOCK\)_NAME[[:space:]]*"\(.*\)".*/\2/p' "$hdr"); do
+	local name names
+	# Wherever src/ defines them (MAILDIR_CACHE_NAME, MAILDIR_LOCK_NAME).
+	mapfile -t names < <(cat "$SRCDIR"/src/*.h "$SRCDIR"/src/*/*.h 2>/dev/null |
+		sed -n 's/^#define[[:space:]]*MAILDIR_\(CACHE\|LOCK\)_NAME[[:space:]]*"\(.*\)".*/\2/p')
+	# Both names, or the sed no longer matches and the loop below would check nothing.
+	[ "${#names[@]}" -eq 2 ] || fail "found ${#names[@]} of the 2 file names in src/*.h: ${names[*]}"
+	for name in "${names[@]}"; do
 		run grep -F -- "${name//-/\\-}" "$SRCDIR/doc/maildir-pop3d.8"
 		assert_success
 	done
