@@ -197,9 +197,20 @@ teardown() {
 }
 
 @test "DELE is not applied on idle timeout, which closes with -ERR" {
-	MP_ARGS=(-t 1)
+	local pid w
 	mp_own
-	{ printf 'DELE 1\r\n'; sleep 3; printf 'QUIT\r\n'; } | "${MP_AS[@]}" "$MAILDIR_POP3D" -p -m "$MD" -t 1 > "$MP_T/out" || true
+	mkfifo "$MP_T/in"
+	# timeout(1) only stops a server that never times out (status 124); nothing waits on time.
+	timeout 60 "${MP_AS[@]}" "$MAILDIR_POP3D" -p -m "$MD" -t 1 <"$MP_T/in" >"$MP_T/out" &
+	pid=$!
+	exec {w}>"$MP_T/in"
+	printf 'DELE 1\r\n' >&"$w"
+	# stdin stays open and silent until the server has ended: it can only have ended by its
+	# idle timeout, never by EOF or a QUIT.
+	status=0
+	wait "$pid" || status=$?
+	exec {w}>&-
+	[ "$status" -ne 124 ] || fail "the server was still waiting after 60 s of silence"
 	assert_transcript <<-'EOF'
 	+OK maildir-pop3d ready.
 	+OK message 1 deleted
