@@ -58,23 +58,10 @@ teardown() {
 	return 0
 }
 
-# The top-level /tmp entries that the given paths live under: what a session with a private
-# /tmp must still see.
-tmp_keep() {
-	local p
-	for p in "$@"; do
-		p=$(realpath -m "$p")
-		if [[ $p == /tmp/* ]]; then
-			p=${p#/tmp/}
-			printf '%s\n' "${p%%/*}"
-		fi
-	done | sort -u
-}
-
 @test "200 concurrent sessions retrieve byte-exact with 100 idle connections open: no error, nothing lost or duplicated" {
 	local port keep i args=()
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	mapfile -t keep < <(tmp_keep "$MAILDIR_POP3D" "$MP_SYSLOG_SHIM" "$T")
+	mapfile -t keep < <(cwrap_tmp_keep "$MAILDIR_POP3D" "$MP_SYSLOG_SHIM" "$T")
 	local envp
 	envp=$(cwrap_env_prefix)
 	# A subshell that execs the launcher, so that $! is the launcher's own pid (a

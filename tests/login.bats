@@ -44,9 +44,15 @@ setup() {
 	A1=$(crlf_size "$A/new/1000000001.M1P1.test")
 	A2=$(crlf_size "$A/cur/1000000002.M2P2.test:2,S")
 	POP_ARGS=()
+	PRIVTMP_OK=0
+	sh "$BATS_TEST_DIRNAME/lib/privtmp.sh" -- true 2>/dev/null && PRIVTMP_OK=1
 }
 
 teardown() {
+	# What pam_exec started in "a PAM stack slower than the idle timeout" (a session of its own).
+	if [[ -s $BATS_TEST_TMPDIR/slow.pid ]]; then
+		kill "$(cat "$BATS_TEST_TMPDIR/slow.pid")" 2>/dev/null || true
+	fi
 	cwrap_teardown
 }
 
@@ -69,16 +75,20 @@ b64() {
 # pop_to NAME LINE...: one session on pipes, each LINE sent with CRLF, all at once; the daemon
 # gets "${POP_ARGS[@]}" and the caller's environment (REMOTE_ADDR=... pop_to ... works).
 # Raw answer in $BATS_TEST_TMPDIR/NAME.out, stderr in NAME.err, exit status in NAME.rc.
-# Several can run at once (&, then wait) so that their failure delays overlap.
+# With POP_PRIVTMP=1 the daemon gets a private /tmp (pop_bg).
 pop_to() {
-	local name=$1 fmt='' l rc=0
+	local name=$1 fmt='' l rc=0 run=(wrapped) keep
 	shift
 	for l in "$@"; do
 		fmt+="${l//%/%%}\r\n"
 	done
+	if [[ ${POP_PRIVTMP:-} == 1 ]]; then
+		mapfile -t keep < <(cwrap_tmp_keep "$MAILDIR_POP3D" "$MP_SYSLOG_SHIM" "$CWRAP_DIR" "$BATS_TEST_TMPDIR")
+		run=(sh "$BATS_TEST_DIRNAME/lib/privtmp.sh" "${keep[@]}" -- env LD_PRELOAD="$LD_PRELOAD")
+	fi
 	# shellcheck disable=SC2059
-	printf "$fmt" | wrapped "$MAILDIR_POP3D" "${POP_ARGS[@]}" >"$BATS_TEST_TMPDIR/$name.out" \
-		2>"$BATS_TEST_TMPDIR/$name.err" || rc=$?
+	printf "$fmt" | "${run[@]}" "$MAILDIR_POP3D" "${POP_ARGS[@]}" \
+		>"$BATS_TEST_TMPDIR/$name.out" 2>"$BATS_TEST_TMPDIR/$name.err" || rc=$?
 	echo "$rc" >"$BATS_TEST_TMPDIR/$name.rc"
 }
 
@@ -92,12 +102,18 @@ answer() {
 	status=$(<"$BATS_TEST_TMPDIR/$1.rc")
 }
 
-# pop_bg NAME LINE...: pop_to in the background. pam_wrapper 1.1.4 picks its /tmp/pam.X
-# directory with lstat-then-mkdir, so wrapped processes that start in the same instant may
-# share (and remove) one: the starts are staggered.
+# pop_bg NAME LINE...: pop_to in the background (then wait), so that the failure delays of
+# several sessions overlap.  pam_wrapper 1.1.4 picks each wrapped process's /tmp/pam.X by
+# lstat-then-mkdir, at start-up and again in the PAM child: processes that start at once may
+# share one, which the first to exit removes.  So each session gets a /tmp of its own
+# (lib/privtmp.sh: root or unprivileged user namespaces); without that, the sessions run one
+# after the other (slower, never racing).
 pop_bg() {
-	pop_to "$@" &
-	sleep 0.1
+	if [[ $PRIVTMP_OK == 1 ]]; then
+		POP_PRIVTMP=1 pop_to "$@" &
+	else
+		pop_to "$@"
+	fi
 }
 
 # pop LINE...: one session, answered in $output.
@@ -326,8 +342,11 @@ free_port() {
 
 @test "a PAM stack slower than the idle timeout is cut off: -ERR [SYS/TEMP], and the session goes on" {
 	# pam_exec runs sleep(1) for 30 s; with --timeout=1 the PAM child is killed after 1 s,
-	# and the next command is still served.  (The sleep, in a session of its own, lives on.)
-	printf 'auth required pam_exec.so quiet /bin/sleep 30.25\naccount required pam_permit.so\n' \
+	# and the next command is still served.  (The sleep, in a session of its own, lives on:
+	# teardown ends it by the pid it wrote.)
+	printf '#!/bin/sh\necho $$ >%s/slow.pid\nexec sleep 30\n' "$BATS_TEST_TMPDIR" >"$BATS_TEST_TMPDIR/slow.sh"
+	chmod 755 "$BATS_TEST_TMPDIR/slow.sh"
+	printf 'auth required pam_exec.so quiet %s\naccount required pam_permit.so\n' "$BATS_TEST_TMPDIR/slow.sh" \
 		>"$CWRAP_DIR/pam.d/slow"
 	POP_ARGS=(--pam-service=slow --timeout=1)
 	pop 'USER alice' 'PASS open sesame' NOOP QUIT
@@ -340,7 +359,6 @@ free_port() {
 	EOF
 	run mail_log
 	assert_line 'auth error: user=<alice> rhost=<local> reason=<PAM took longer than 1 s>'
-	pkill -f '^/bin/sleep 30\.25$' || true
 }
 
 @test "--pam-service selects the PAM service" {

@@ -206,6 +206,19 @@ cwrap_unwrapped() {
 	env "${args[@]}" "$@"
 }
 
+# cwrap_tmp_keep PATH...: the top-level /tmp entries that hold the PATHs, one per line: what
+# tests/lib/privtmp.sh must bind back into a private /tmp for a wrapped process to reach them.
+cwrap_tmp_keep() {
+	local p
+	for p in "$@"; do
+		p=$(realpath -m "$p")
+		if [[ $p == /tmp/* ]]; then
+			p=${p#/tmp/}
+			printf '%s\n' "${p%%/*}"
+		fi
+	done | sort -u
+}
+
 # pam_wrapper makes /tmp/pam.X (one of 62 names) in every process it is loaded into and
 # removes it at exit; a killed or exec'ing process leaves it behind until another process
 # happens to probe that name. Remove ours whose process is gone.
