@@ -57,7 +57,6 @@ setup() {
 }
 
 teardown() {
-	local pid
 	if [[ -z ${BATS_TEST_COMPLETED:-} && -n ${T:-} ]]; then	# the test failed: say why
 		echo "--- daemon log:"
 		cat "$MP_TEST_SYSLOG" 2>/dev/null
@@ -66,12 +65,8 @@ teardown() {
 			tail -15 "$T/mutt.screen"
 		fi
 	fi
-	for pid in "${SSA_PIDS[@]}"; do
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
-	# and any launcher or session still serving this test's Maildir
-	[[ -n ${T:-} ]] && pkill -f -- "$T/" 2>/dev/null
+	# The launchers and the sessions they started, by pid.
+	mp_kill_tree "${SSA_PIDS[@]}"
 	cwrap_teardown
 	[[ -n ${T:-} && -d $T ]] && rm -rf "$T"
 	return 0

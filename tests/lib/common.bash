@@ -35,6 +35,31 @@ mp_teardown() {
 	return 0
 }
 
+# mp_descendants PID: every process below PID, one per line (from /proc, no procps needed).
+mp_descendants() {
+	local c
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		echo "$c"
+		mp_descendants "$c"
+	done
+}
+
+# mp_kill_tree PID...: SIGTERM to each PID and to every process below it, all listed before
+# the first signal (an orphan would no longer be found under its parent); then waits for
+# those of the PIDs that are this shell's children.  Ends only what the test started.
+mp_kill_tree() {
+	local p all=()
+	for p in "$@"; do
+		all+=("$p")
+		mapfile -t -O "${#all[@]}" all < <(mp_descendants "$p")
+	done
+	[[ ${#all[@]} -eq 0 ]] || kill "${all[@]}" 2>/dev/null
+	for p in "$@"; do
+		wait "$p" 2>/dev/null
+	done
+	return 0
+}
+
 # Gives the Maildir to the session user (root runs only).
 mp_own() {
 	if [[ $(id -u) == 0 && -e $MD ]]; then
