@@ -3,6 +3,10 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +79,49 @@ deadline_read_full(int fd, void *buf, size_t len, long long deadline)
 		p += n;
 		len -= (size_t)n;
 	}
+	return 0;
+}
+
+int
+fd_read_file(int fd, size_t max, char **buf_r, size_t *len_r)
+{
+	struct stat st;
+	size_t len = 0, size;
+	ssize_t n;
+	char *buf;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+		errno = EFBIG;
+		return -1;
+	}
+	size = (size_t)st.st_size;
+	if ((buf = malloc(size + 1)) == NULL)
+		return -1;
+	while (len < size) {
+		n = read(fd, buf + len, size - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			int saved = errno;
+
+			explicit_bzero(buf, len);
+			free(buf);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*buf_r = buf;
+	*len_r = len;
 	return 0;
 }
 

@@ -23,5 +23,11 @@ int	deadline_read_full(int fd, void *buf, size_t len, long long deadline);
 /* Writes all len octets to a blocking fd: 0, or -1 with errno (EIO when
  * write() makes no progress). */
 int	fd_write_all(int fd, const void *buf, size_t len);
+/* Reads the whole of the regular file open on fd, of at most max octets,
+ * into a malloc'd buffer with a NUL after its *len_r octets (a file that
+ * shrinks meanwhile gives what it holds).  0, or -1 with errno: EINVAL (not
+ * a regular file), EFBIG (over max), ENOMEM, or read()'s own, after which
+ * what was read is wiped (a key file).  Does not close fd. */
+int	fd_read_file(int fd, size_t max, char **buf_r, size_t *len_r);
 
 #endif

@@ -114,38 +114,22 @@ static EVP_PKEY *
 read_key(const char *path, char *err, size_t errlen)
 {
 	char rbuf[256];
-	struct stat st;
 	EVP_PKEY *pkey = NULL;
 	BIO *bio;
 	char *buf;
-	size_t len = 0;
-	ssize_t n;
+	size_t len;
 	int fd;
 
 	if ((fd = open_regular("key", path, err, errlen)) == -1)
 		return NULL;
-	if (fstat(fd, &st) == -1 || st.st_size > LIMIT_TLS_KEY_FILE) {
-		snprintf(err, errlen, "cannot read TLS key %s: larger than %d octets",
-		    path, LIMIT_TLS_KEY_FILE);
-		close(fd);
-		return NULL;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "cannot read TLS key %s: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	while (len < (size_t)st.st_size) {
-		n = read(fd, buf + len, (size_t)st.st_size - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
+	if (fd_read_file(fd, LIMIT_TLS_KEY_FILE, &buf, &len) == -1) {
+		if (errno == EFBIG)
+			snprintf(err, errlen, "cannot read TLS key %s: larger than %d octets",
+			    path, LIMIT_TLS_KEY_FILE);
+		else
 			snprintf(err, errlen, "cannot read TLS key %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+		close(fd);
+		return NULL;
 	}
 	passphrase_asked = false;
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) != NULL) {
@@ -159,8 +143,7 @@ read_key(const char *path, char *err, size_t errlen)
 	else if (pkey == NULL)
 		snprintf(err, errlen, "cannot load TLS key %s: %s", path,
 		    ssl_reason(rbuf, sizeof rbuf, "unknown error"));
-out:
-	OPENSSL_cleanse(buf, (size_t)st.st_size);
+	OPENSSL_cleanse(buf, len);
 	free(buf);
 	close(fd);
 	return pkey;

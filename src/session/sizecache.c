@@ -117,11 +117,9 @@ sizecache_reader_from(struct sizecache_reader *r, char *buf, size_t len)
 void
 sizecache_reader_open(struct sizecache_reader *r, int dirfd, const char *name)
 {
-	struct stat st;
 	char *buf;
-	size_t got = 0;
-	ssize_t n;
-	int fd;
+	size_t got;
+	int fd, rc;
 
 	memset(r, 0, sizeof(*r));
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -132,27 +130,11 @@ sizecache_reader_open(struct sizecache_reader *r, int dirfd, const char *name)
 		return;
 	}
 	r->present = true;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    st.st_size <= 0 || (uint64_t)st.st_size > LIMIT_CACHE_FILE) {
-		close(fd);
-		return;		/* not a file we wrote, or absurdly large: never read */
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		close(fd);
-		return;
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	/* Not a file we wrote, or absurdly large: never read. */
+	rc = fd_read_file(fd, LIMIT_CACHE_FILE, &buf, &got);
 	close(fd);
-	buf[got] = '\0';
-	sizecache_reader_from(r, buf, got);
+	if (rc == 0)
+		sizecache_reader_from(r, buf, got);
 }
 
 bool

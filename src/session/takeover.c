@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "proto.h"
 #include "sizecache.h"
 #include "takeover.h"
@@ -378,40 +379,18 @@ int
 takeover_load(struct takeover *t, int dirfd, enum takeover_kind kind)
 {
 	const char *name = kind == TAKEOVER_DOVECOT ? TAKEOVER_DOVECOT_NAME : TAKEOVER_COURIER_NAME;
-	struct stat st;
-	size_t got = 0;
+	size_t got;
 	char *buf;
-	ssize_t n;
-	int fd;
+	int fd, rc;
 
 	memset(t, 0, sizeof(*t));
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd == -1)
 		return -1;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = EINVAL;
-		return -1;
-	}
-	if ((uint64_t)st.st_size > LIMIT_TAKEOVER_FILE) {
-		close(fd);
-		errno = EFBIG;
-		return -1;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
-		close(fd);
-		return -1;
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	rc = fd_read_file(fd, LIMIT_TAKEOVER_FILE, &buf, &got);
 	close(fd);
+	if (rc == -1)
+		return -1;
 	return parse(t, buf, got, kind);
 }
 

@@ -1,6 +1,7 @@
 /* Unit tests for Maildir name handling, UIDL derivation, path expansion and the size cache format. */
 #include "config.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "maildir.h"
 #include "session.h"
 #include "sizecache.h"
@@ -169,6 +171,38 @@ cache_image_checks(void)
 	free(img);
 }
 
+/* fd_read_file, which reads the size cache, the previous server's state
+ * file and the TLS key: whole, NUL-terminated, bounded, regular files only. */
+static void
+whole_file_reads(void)
+{
+	char dir[] = "/tmp/test-readfile.XXXXXX", *buf = NULL;
+	size_t len = 99;
+	int dfd, fd;
+
+	if (mkdtemp(dir) == NULL || (dfd = open(dir, O_RDONLY | O_DIRECTORY)) == -1)
+		exit(99);
+	put_file(dfd, "f", "0123456789");
+	put_file(dfd, "empty", "");
+	fd = openat(dfd, "f", O_RDONLY);
+	ok(fd_read_file(fd, 10, &buf, &len) == 0 && len == 10 && memcmp(buf, "0123456789", 11) == 0,
+	    "a file of max octets is read whole, with a NUL after it");
+	free(buf);
+	errno = 0;
+	ok(fd_read_file(fd, 9, &buf, &len) == -1 && errno == EFBIG, "a file over max is refused (EFBIG)");
+	close(fd);
+	fd = openat(dfd, "empty", O_RDONLY);
+	ok(fd_read_file(fd, 10, &buf, &len) == 0 && len == 0 && buf[0] == '\0', "an empty file reads as empty");
+	free(buf);
+	close(fd);
+	errno = 0;
+	ok(fd_read_file(dfd, 1 << 20, &buf, &len) == -1 && errno == EINVAL, "a directory is refused (EINVAL)");
+	unlinkat(dfd, "f", 0);
+	unlinkat(dfd, "empty", 0);
+	close(dfd);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -229,5 +263,6 @@ main(void)
 
 	cache_trusts_only_the_same_inode();
 	cache_image_checks();
+	whole_file_reads();
 	return done_testing();
 }
