@@ -349,10 +349,11 @@ io_error(struct tls_conn *c, int rc, int saved, bool reading, short *want_r)
 	}
 }
 
+/* One read into rbuf or one write from wbuf (the other is NULL): the
+ * octets moved, or -1 with errno (see io_error). */
 static ssize_t
-tls_read(void *ctx, void *buf, size_t len, short *want_r)
+tls_io(struct tls_conn *c, void *rbuf, const void *wbuf, size_t len, short *want_r)
 {
-	struct tls_conn *c = ctx;
 	size_t n = 0;
 	int rc;
 
@@ -360,37 +361,28 @@ tls_read(void *ctx, void *buf, size_t len, short *want_r)
 		errno = EPROTO;
 		return -1;
 	}
-	if (len > SSIZE_MAX)
-		len = SSIZE_MAX;
-	ERR_clear_error();
-	errno = 0;
-	rc = SSL_read_ex(c->ssl, buf, len, &n);
-	if (rc == 1)
-		return (ssize_t)n;
-	return io_error(c, rc, errno, true, want_r);
-}
-
-static ssize_t
-tls_write(void *ctx, const void *buf, size_t len, short *want_r)
-{
-	struct tls_conn *c = ctx;
-	size_t n = 0;
-	int rc;
-
-	if (c->failed) {
-		errno = EPROTO;
-		return -1;
-	}
-	if (len == 0)
+	if (rbuf == NULL && len == 0)
 		return 0;
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	ERR_clear_error();
 	errno = 0;
-	rc = SSL_write_ex(c->ssl, buf, len, &n);
+	rc = rbuf != NULL ? SSL_read_ex(c->ssl, rbuf, len, &n) : SSL_write_ex(c->ssl, wbuf, len, &n);
 	if (rc == 1)
 		return (ssize_t)n;
-	return io_error(c, rc, errno, false, want_r);
+	return io_error(c, rc, errno, rbuf != NULL, want_r);
+}
+
+static ssize_t
+tls_read(void *ctx, void *buf, size_t len, short *want_r)
+{
+	return tls_io(ctx, buf, NULL, len, want_r);
+}
+
+static ssize_t
+tls_write(void *ctx, const void *buf, size_t len, short *want_r)
+{
+	return tls_io(ctx, NULL, buf, len, want_r);
 }
 
 /* SSL_has_pending also covers a received record not yet decrypted: poll()
