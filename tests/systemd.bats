@@ -329,6 +329,9 @@ leftovers() {
 	# The unprivileged user, the Debian way: a system user with no shell and no home.
 	run ct deb getent passwd maildir-pop3d
 	assert_output --regexp '^maildir-pop3d:x:[0-9]{3}:[0-9]{3}:[^:]*:/nonexistent:/usr/sbin/nologin$'
+	# Under systemd the sockets serve: no inetd line as well (openbsd-inetd is installed).
+	run grep -c maildir-pop3d "$CT_DIR/deb/etc/inetd.conf"
+	assert_output 0
 	run ct deb dpkg-query -W -f '${Conffiles}' maildir-pop3d
 	assert_output --partial '/etc/pam.d/maildir-pop3d '
 	run pop deb "pop3://alice:$ALICE_PASS@127.0.0.1/"
@@ -366,6 +369,21 @@ leftovers() {
 	deb_ensure
 	[[ -f $CT_DIR/deb.pid ]] || { deb_up deb && apt_install deb "$DEB" >/dev/null && cert_to "$CT_DIR/deb"; }
 	ct_wait deb 10 systemctl is-active -q maildir-pop3ds.socket
+	# A session still open at removal: removal ends it too.
+	ct_net deb python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", 110), timeout=20)
+sys.stdout.write(s.recv(100).decode()); sys.stdout.flush()
+time.sleep(60)' >"$BATS_TEST_TMPDIR/held.out" 2>&1 3>&- &
+	local held=$!
+	for _ in $(seq 100); do
+		[[ -s $BATS_TEST_TMPDIR/held.out ]] && break
+		sleep 0.1
+	done
+	run cat "$BATS_TEST_TMPDIR/held.out"
+	assert_output $'+OK maildir-pop3d ready.\r'
+	run ct deb sh -c 'cat /proc/[0-9]*/comm 2>/dev/null | grep -c "^maildir-pop3d"'
+	assert_output 1
 	run ct deb env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q maildir-pop3d
 	assert_success
 	run ct deb systemctl is-active maildir-pop3d.socket maildir-pop3ds.path maildir-pop3ds.socket
@@ -376,6 +394,8 @@ leftovers() {
 	assert_output ''
 	run ct deb sh -c 'cat /proc/[0-9]*/comm 2>/dev/null | grep -c "^maildir-pop3d"'
 	assert_output 0
+	kill "$held" 2>/dev/null || true
+	wait "$held" 2>/dev/null || true
 	# The certificate and key are the admin's, not the package's: purge would keep them
 	# (and their directory); the admin takes them away first.
 	rm -f "$CT_DIR/deb/etc/maildir-pop3d/"*.pem
@@ -407,4 +427,30 @@ leftovers() {
 	assert_success
 	assert_output "$(expected_list)"
 	ct_stop upg
+}
+
+@test "the package without systemd: dpkg registers an enabled pop3 line with update-inetd; remove disables it, purge removes it" {
+	deb_ensure
+	local root line
+	root=$(ct_create inetd)
+	mkdir -p "$root/root/debs"
+	cp "$DEB" "$root/root/debs/"
+	# A chroot: no systemd runs there (/run/systemd/system is absent), openbsd-inetd is installed.
+	[[ ! -d $root/run/systemd/system ]]
+	line=$'pop3\tstream\ttcp\tnowait\troot\t/usr/sbin/maildir-pop3d\tmaildir-pop3d'
+	run chroot "$root" dpkg -i "/root/debs/$(basename "$DEB")"
+	assert_success
+	run grep -F -x -- "$line" "$root/etc/inetd.conf"
+	assert_success
+	run chroot "$root" dpkg -r maildir-pop3d
+	assert_success
+	run grep -F -x -- "#<off># $line" "$root/etc/inetd.conf"
+	assert_success
+	run chroot "$root" dpkg -P maildir-pop3d
+	assert_success
+	run grep -c maildir-pop3d "$root/etc/inetd.conf"
+	assert_output 0
+	run chroot "$root" getent passwd maildir-pop3d
+	assert_failure
+	rm -rf "$root"
 }

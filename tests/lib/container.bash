@@ -20,8 +20,9 @@
 
 CT_SUITE='bookworm'
 # What the containers have besides the essential set: systemd as init, dbus for systemctl's
-# clients, and what the package needs (so that apt installs it with no network).
-CT_INCLUDE='systemd,systemd-sysv,dbus,libpam-modules,libpam-runtime,libssl3,adduser,passwd'
+# clients, what the package needs (so that apt installs it with no network), and an inetd
+# for the package's update-inetd path (taken only where systemd is not running).
+CT_INCLUDE='systemd,systemd-sysv,dbus,libpam-modules,libpam-runtime,libssl3,adduser,passwd,openbsd-inetd'
 
 ct_available() {
 	[[ $(id -u) -eq 0 ]] || return 1
@@ -39,7 +40,8 @@ ct_cache_dir() {
 ct_root_tar() {
 	local dir tar
 	dir=$(ct_cache_dir)
-	tar=$dir/root.tar
+	# The name says what is in it: another CT_INCLUDE makes another root.
+	tar=$dir/root-$(printf '%s %s' "$CT_SUITE" "$CT_INCLUDE" | md5sum | cut -c1-8).tar
 	mkdir -p "$dir"
 	(
 		flock 9
