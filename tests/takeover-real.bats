@@ -12,6 +12,10 @@
 # later session, and each client downloads nothing again. Servers, users and PAM live in
 # private mount and PID namespaces (tests/lib/peers.bash), clients run as uid 65534 on
 # loopback, on one port for all servers (getmail keys its state on host and port).
+# Leaving again (issue 13 item 5): maildir-pop3d served the Maildir (and 4 messages of its
+# own), contrib/maildir-pop3d-handback hands its UIDLs back, and the real Dovecot or Courier
+# answers them, with no client downloading anything again; and Dovecot's
+# pop3_uidl_format = %f on a Maildir whose UIDLs were all maildir-pop3d's own.
 #
 # Needs: dovecot-core dovecot-pop3d fetchmail getmail6 mpop, and courier-pop's files
 # (tests/lib/peers.bash fetches them with apt-get download when MP_COURIER_ROOT is not set).
@@ -229,4 +233,97 @@ second_session_keeps() {
 		client "$c"
 		assert_equal "$c fetched $FETCHED after the switch" "$c fetched 0 after the switch"
 	done
+}
+
+# ---- leaving again: back to Dovecot or Courier with contrib/maildir-pop3d-handback --------
+
+# deliver_later N: N more messages while maildir-pop3d serves, from an agent that tells no
+# POP3 server (plain files renamed from tmp/ into new/): they get maildir-pop3d's own UIDLs
+# (their names). NMSG grows by N.
+deliver_later() {
+	local i t name
+	t=$(($(date +%s) + 10))
+	for ((i = 1; i <= $1; i++)); do
+		name=$((t + i)).M${i}00P$((8000 + i)).later
+		printf 'From: later@example.org\nSubject: later %d\nMessage-ID: <later%d.takeover@example.org>\n\nbody %d\n' \
+			"$i" "$i" "$i" >"$MD/tmp/$name"
+		chown "$REALPAM_ALICE_UID:$REALPAM_ALICE_GID" "$MD/tmp/$name"
+		mv "$MD/tmp/$name" "$MD/new/$name"
+	done
+	NMSG=$((NMSG + $1))
+}
+
+handback() {
+	run peers_as_alice /bin/sh "${MP_SRCDIR:-$BATS_TEST_DIRNAME/..}/contrib/maildir-pop3d-handback" "$1" "$MD"
+	assert_success
+}
+
+# leave_again OLD: OLD served first, then maildir-pop3d (with 4 messages of its own), then OLD
+# again after contrib/maildir-pop3d-handback: the UIDL list and order maildir-pop3d answered,
+# and each client, which fetched the 4 from maildir-pop3d, downloads nothing again.
+leave_again() {
+	served_by "$1"
+	deliver_later 4
+	local c
+	for c in fetchmail getmail mpop; do
+		client "$c"
+		assert_equal "$c fetched $FETCHED from maildir-pop3d" "$c fetched 4 from maildir-pop3d"
+	done
+	view ours
+	# Its first session: 44 UIDLs from the old server's file, 4 of its own.
+	run uidl_sources 1
+	if [[ $1 == dovecot ]]; then
+		assert_output "uidl-kept=0 uidl-dovecot=44 uidl-courier=0 uidl-own=4"
+	else
+		assert_output "uidl-kept=0 uidl-dovecot=0 uidl-courier=44 uidl-own=4"
+	fi
+	peers_stop_all
+	handback "$1"
+	case $1 in
+	dovecot) peers_dovecot dovecot pop3 ;;
+	courier) peers_courier ;;
+	esac
+	view back
+	run python3 "$PY" same-view "$PEERS_DIR/ours.view" "$PEERS_DIR/back.view" --other
+	echo "$output" | sed -n 's/^new size differs/# &/p' >&3
+	assert_success
+	for c in fetchmail getmail mpop; do
+		client "$c"
+		assert_equal "$c fetched $FETCHED after going back" "$c fetched 0 after going back"
+	done
+}
+
+@test "leaving again for Dovecot: with the P fields contrib/maildir-pop3d-handback writes, Dovecot answers maildir-pop3d's UIDLs and order, and clients download nothing again" {
+	leave_again dovecot
+	# maildir-pop3d's own UIDLs became P fields; Dovecot's others are answered as before.
+	run grep -c ' P[^ ]*\.later ' "$MD/dovecot-uidlist"
+	assert_output 4
+}
+
+@test "leaving again for Courier: with the sizelist contrib/maildir-pop3d-handback writes, Courier answers maildir-pop3d's UIDLs and order, and clients download nothing again" {
+	leave_again courier
+}
+
+@test "leaving for Dovecot without a script: pop3_uidl_format = %f answers maildir-pop3d's own UIDLs (the name's unique part), all but names over 70 octets" {
+	run python3 "$PY" corpus "$MD" "$PEERS_DIR/orig"
+	chown -R "$REALPAM_ALICE_UID:$REALPAM_ALICE_GID" "$MD"
+	NMSG=40
+	peers_ours
+	view ours
+	run uidl_sources 1
+	assert_output "uidl-kept=0 uidl-dovecot=0 uidl-courier=0 uidl-own=40"
+	peers_stop_all
+	peers_dovecot dovecot pop3 "pop3_uidl_format = %f"
+	view back
+	# The same order; the same UIDL for every message but the two whose names are over 70
+	# octets: Dovecot answers the long name, maildir-pop3d a digest (a POP3 unique-id is at
+	# most 70 octets, RFC 1939).
+	run diff <(awk '$1 != "stat" { print $5, $2 }' "$PEERS_DIR/ours.view") \
+		<(awk '$1 != "stat" { print $5, $2 }' "$PEERS_DIR/back.view")
+	assert_failure
+	run bash -c 'diff <(awk '\''$1 != "stat" { print $5, $2 }'\'' "$1") <(awk '\''$1 != "stat" { print $5, $2 }'\'' "$2") | grep -c "^>"' _ \
+		"$PEERS_DIR/ours.view" "$PEERS_DIR/back.view"
+	assert_output 2
+	run grep -c -E '^[0-9]+ [0-9]+\.M[0-9]+P[0-9]+\.h{70} ' "$PEERS_DIR/back.view"
+	assert_output 2
 }
