@@ -246,3 +246,30 @@ need_tls() {
 	MAILDIR_POP3D_TLS_MODULE=/nonexistent/tls.so run -1 check --tls-cert="$TLSDIR/good.pem" --tls-key="$TLSDIR/good.key"
 	assert_line --regexp '^  FAIL  TLS: cannot load TLS module /nonexistent/tls\.so: '
 }
+
+@test "--check USER on a terminal asks for the password without echoing it" {
+	run -0 wrapped python3 - "$MAILDIR_POP3D" <<-'EOF'
+		import os, pty, sys
+		pid, fd = pty.fork()
+		if pid == 0:
+		    os.execv(sys.argv[1], [sys.argv[1], "--check", "alice"])
+		out = b""
+		while b"Password: " not in out:
+		    out += os.read(fd, 1024)
+		os.write(fd, b"open sesame\n")
+		while True:
+		    try:
+		        chunk = os.read(fd, 4096)
+		    except OSError:
+		        break
+		    if not chunk:
+		        break
+		    out += chunk
+		_, st = os.waitpid(pid, 0)
+		text = out.decode()
+		print("echoed" if "open sesame" in text else "not echoed")
+		print("works" if "result: a session for this user would work" in text else text)
+		print("status", os.waitstatus_to_exitcode(st))
+	EOF
+	assert_output $'not echoed\nworks\nstatus 0'
+}
