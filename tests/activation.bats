@@ -146,9 +146,11 @@ refused() {
 	ssa 127.0.0.1 "$PORT" "$@"
 	run python3 - "$PORT" <<-'EOF'
 		import socket, sys
-		s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 		data = b""
 		try:
+		    # The refusing daemon may close the listening socket while this
+		    # connection is still in its backlog: a reset, and still no octet.
+		    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 		    while True:
 		        chunk = s.recv(4096)
 		        if not chunk:
