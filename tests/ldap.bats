@@ -3,7 +3,8 @@
 # (namespace ldap, 192.0.2.20) holds lucy, who exists nowhere else; on the POP3 host (namespace
 # pop1, 192.0.2.11, both on a bridge the test makes) nslcd, libnss-ldapd and libpam-ldapd
 # make her an account through NSS and PAM, with tests/data/scaleout/{nslcd.conf,nsswitch.conf,
-# common-auth,common-account} (the files README.md shows) and the modules of Debian's packages.
+# common-auth,common-account} (the files README.md shows) and the modules of Debian's packages;
+# nslcd talks to slapd with StartTLS (a test CA), and slapd takes simple binds only over TLS.
 # The packages are unpacked, never installed (tests/lib/ldap-fetch.sh; MP_LDAP_ROOT names the
 # tree, scripts/check makes it): their maintainer scripts would rewrite the host's PAM files
 # and nsswitch.conf. Inside pop1's private mount namespace the test's files are laid over /etc
@@ -75,6 +76,13 @@ setup() {
 	# package would add it).
 	cp "$FIX/nslcd.conf" "$FIX/nsswitch.conf" "$D/etc/"
 	chmod 0644 "$D/etc/nsswitch.conf"
+	# The directory's name and CA, as the fixture names them.
+	cp /etc/hosts "$D/etc/hosts"
+	printf '192.0.2.20\tldap.example.org\n' >>"$D/etc/hosts"
+	hostns_certs "$D/ldapcerts" "DNS:ldap.example.org"
+	mkdir -p "$D/etc/ssl/certs"
+	cp "$D/ldapcerts/ca.pem" "$D/etc/ssl/certs/ldap.example.org-ca.pem"
+	chmod 0644 "$D/etc/hosts" "$D/etc/ssl/certs/ldap.example.org-ca.pem"
 	chmod 0640 "$D/etc/nslcd.conf"
 	cp "$FIX/common-auth" "$FIX/common-account" "$D/etc/pam.d/"
 	local id
@@ -112,6 +120,11 @@ setup() {
 		suffix "dc=example,dc=org"
 		rootdn "cn=admin,dc=example,dc=org"
 		directory $D/slapd/db
+		TLSCACertificateFile $D/ldapcerts/ca.pem
+		TLSCertificateFile $D/ldapcerts/cert.pem
+		TLSCertificateKeyFile $D/ldapcerts/key.pem
+		# simple binds (pam_ldap's password checks) only over TLS
+		security simple_bind=128
 		access to attrs=userPassword by anonymous auth by self write by * none
 		access to * by * read
 	EOF
@@ -254,6 +267,9 @@ client() {
 	assert_line --regexp '^logout: user=<lucy> rhost=<127\.0\.0\.1> retr=1/43 .* end=quit$'
 	run lucy_binds 1
 	[[ $output == 0 ]] || fail "slapd log: $(grep -E 'BIND|RESULT|ACCEPT' "$D/slapd.log")"
+	# over StartTLS (slapd refuses a simple bind below ssf 128)
+	run grep -E ' BIND dn="uid=lucy,ou=people,dc=example,dc=org" mech=SIMPLE .* ssf=(128|256)$' "$D/slapd.log"
+	assert_success
 	# the seen flag was set by lucy's own process
 	run stat -c '%u:%g %n' "$D/ldaphome/lucy/Maildir/cur/1000000001.M1P1.ldap:2,S"
 	assert_output "$LUCY_UID:$LUCY_GID $D/ldaphome/lucy/Maildir/cur/1000000001.M1P1.ldap:2,S"
