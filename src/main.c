@@ -25,6 +25,7 @@
 #include "log.h"
 #include "proto.h"
 #include "proxy.h"
+#include "sandbox.h"
 #include "session.h"
 #include "takeover.h"
 #ifdef HAVE_OPENSSL
@@ -62,6 +63,8 @@ static const char usage_text[] =
 "                            file, TLS module, certificate and key, the pre-auth\n"
 "                            user); with USER, read a password from stdin and run\n"
 "                            the login path step by step; exit 0 when all is well\n"
+"      --sandbox=require     refuse to serve where the kernel lacks Landlock or\n"
+"                            seccomp (default: serve, and log it once)\n"
 "  -h, --help                show this help and exit\n"
 "  -V, --version             show the version and exit\n";
 
@@ -105,7 +108,7 @@ static void
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { O_TLS_CERT = 256, O_TLS_KEY, O_TLS, O_NO_FLAG, O_LOCK, O_PROXY, O_PLAIN,
-	    O_UIDL_SOURCE, O_UIDL_FORMAT, O_CHECK };
+	    O_UIDL_SOURCE, O_UIDL_FORMAT, O_CHECK, O_SANDBOX };
 	static const struct option longopts[] = {
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "pam-service", required_argument, NULL, 's' },
@@ -121,6 +124,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "uidl-source", required_argument, NULL, O_UIDL_SOURCE },
 		{ "dovecot-uidl-format", required_argument, NULL, O_UIDL_FORMAT },
 		{ "check", no_argument, NULL, O_CHECK },
+		{ "sandbox", required_argument, NULL, O_SANDBOX },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -135,6 +139,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->timeout = LIMIT_TIMEOUT_DEFAULT;
 	o->flag_updates = true;
 	o->plaintext = PLAINTEXT_SECURE;
+	o->sandbox = SANDBOX_TRY;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":m:s:t:phV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -215,6 +220,11 @@ parse_options(int argc, char **argv, struct options *o)
 		case O_CHECK:
 			check_mode = true;
 			break;
+		case O_SANDBOX:
+			if (strcmp(optarg, "require") != 0)
+				die(MP_EXIT_USAGE, "--sandbox: must be require: %s", optarg);
+			o->sandbox = SANDBOX_REQUIRE;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(MP_EXIT_OK);
@@ -232,6 +242,7 @@ parse_options(int argc, char **argv, struct options *o)
 #else
 			printf("socket activation: fd 0/1 only (built without libsystemd)\n");
 #endif
+			printf("sandbox: %s\n", sandbox_describe());
 			exit(MP_EXIT_OK);
 		case ':':
 			die(MP_EXIT_USAGE, "option %s needs a value", argv[optind - 1]);
@@ -321,6 +332,18 @@ main(int argc, char **argv)
 	}
 	stderr_ok = false;
 
+	sandbox_set_mode(opt.sandbox);
+	if (opt.sandbox == SANDBOX_REQUIRE) {
+		char why[256];
+
+		/* Refused before the greeting: no client gets as far as a password. */
+		if (!sandbox_available(why, sizeof(why))) {
+			log_warnx("sandbox: %s; --sandbox=require refuses to serve", why);
+			greet_error(&c, "-ERR [SYS/PERM] This server cannot confine its sessions.\r\n");
+			return MP_EXIT_CONFIG;
+		}
+	}
+
 	if (nnets > 0) {
 		struct proxy_info pi;
 
@@ -386,7 +409,7 @@ main(int argc, char **argv)
 			    r.code ? r.code : "", r.code ? "]" : "", r.text);
 			lineio_puts(&s.io, line);
 			lineio_flush(&s.io);
-			return MP_EXIT_OK;
+			return s.exit_status;
 		}
 	}
 	return session_run(&s);

@@ -159,6 +159,12 @@ session_enter_transaction(struct session *s, const char *user, const char *home,
 		.uidl_format = s->opt->uidl_format,
 	};
 
+	/* Before the first byte of the Maildir is parsed. */
+	if (sandbox_session(path, s->opt->sandbox) == -1) {
+		reply_err(r, "SYS/PERM", "The server cannot confine this session.");
+		s->exit_status = MP_EXIT_CONFIG;
+		return false;
+	}
 	switch (maildir_open(&s->md, path, &mcfg)) {
 	case MAILDIR_OK:
 		break;

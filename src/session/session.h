@@ -7,6 +7,7 @@
 
 #include "lineio.h"
 #include "maildir.h"
+#include "sandbox.h"
 
 enum tls_mode { TLS_OFF, TLS_STARTTLS, TLS_IMPLICIT };
 enum plaintext_policy { PLAINTEXT_SECURE, PLAINTEXT_ALWAYS };
@@ -26,6 +27,7 @@ struct options {
 	enum plaintext_policy	 plaintext;
 	enum maildir_uidl_source uidl_source;	/* --uidl-source */
 	const char		*uidl_format;	/* --pop3-uidl-format, NULL: Dovecot's default */
+	enum sandbox_mode	 sandbox;	/* --sandbox; 0 confines */
 };
 
 enum state {
@@ -95,8 +97,10 @@ void	session_init(struct session *, const struct options *, int rfd, int wfd);
 /* Runs the session to its end; returns the exit status. */
 int	session_run(struct session *);
 
-/* Enters TRANSACTION as the current (already dropped) user: resolves and
- * opens the Maildir.  Returns false with r set when it cannot. */
+/* Enters TRANSACTION as the current (already dropped) user: resolves the
+ * Maildir path, confines the process to it (sandbox_session), opens it.
+ * Returns false with r set when it cannot; a process that must not serve
+ * unconfined also gets exit_status 78. */
 bool	session_enter_transaction(struct session *, const char *user, const char *home,
 	    struct reply *);
 

@@ -48,6 +48,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= 2;
 	}
 	memset(&opt, 0, sizeof(opt));
+	opt.sandbox = SANDBOX_OFF;	/* the fuzzer's own process must stay free */
 	/* A Maildir that cannot exist: a stub login reaches TRANSACTION on
 	 * an empty maildrop and nothing on disk is ever touched. */
 	opt.maildir = "/nonexistent/maildir-pop3d-fuzz/%u";

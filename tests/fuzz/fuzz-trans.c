@@ -411,6 +411,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= 2;
 	}
 	memset(&opt, 0, sizeof(opt));
+	opt.sandbox = SANDBOX_OFF;	/* the fuzzer's own process must stay free */
 	opt.maildir = md_path;	/* absolute: nothing outside the temp dir */
 	opt.pam_service = "maildir-pop3d-fuzz-no-such-service";
 	opt.timeout = 5;

@@ -1,0 +1,518 @@
+/* Every seccomp and Landlock rule of maildir-pop3d, one function per part; runs unprivileged in the part that confines itself (pre-auth child, TLS relay, session). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_PRCTL_H
+#include <sys/prctl.h>
+#endif
+#ifdef HAVE_SECCOMP
+#include <seccomp.h>
+#endif
+#ifdef HAVE_LANDLOCK
+#include <linux/landlock.h>
+#include <sys/syscall.h>
+#endif
+
+#include "log.h"
+#include "sandbox.h"
+
+/*
+ * Sanitizer builds (--enable-asan, --enable-fuzzing) only: LeakSanitizer stops
+ * the process at exit with a ptrace()ing clone that lists /proc/self/task and
+ * reads /proc/self/maps, and reports go to files named by ASAN_OPTIONS and
+ * UBSAN_OPTIONS log_path.  There, and only there, those calls are allowed,
+ * /proc is readable and the report directories writable, and whatever would
+ * kill the process fails with ENOSYS instead, so a report is never lost to
+ * SIGSYS.  Release builds have none of this.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define MP_SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MP_SANITIZER_BUILD 1
+#endif
+#endif
+
+enum part { PART_PREAUTH, PART_RELAY, PART_SESSION };
+
+static enum sandbox_mode preauth_mode = SANDBOX_TRY;
+
+void
+sandbox_set_mode(enum sandbox_mode mode)
+{
+	preauth_mode = mode;
+}
+
+/* ---- Landlock ------------------------------------------------------------ */
+
+#ifdef HAVE_LANDLOCK
+/* The file-system rights this build's header names, by the ABI that added them. */
+static uint64_t
+fs_rights_for_abi(int abi)
+{
+	uint64_t r = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+	    LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
+	    LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+	    LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
+	    LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |
+	    LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+	    LANDLOCK_ACCESS_FS_MAKE_SYM;
+
+#ifdef LANDLOCK_ACCESS_FS_REFER
+	if (abi >= 2)
+		r |= LANDLOCK_ACCESS_FS_REFER;
+#endif
+#ifdef LANDLOCK_ACCESS_FS_TRUNCATE
+	if (abi >= 3)
+		r |= LANDLOCK_ACCESS_FS_TRUNCATE;
+#endif
+#ifdef LANDLOCK_ACCESS_FS_IOCTL_DEV
+	if (abi >= 5)
+		r |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+#endif
+	return r;
+}
+
+/* What a session may do beneath its Maildir: read and list; write the size
+ * cache, the lock file and maildirsize; create, unlink and rename messages,
+ * including new/ to cur/ (REFER).  No exec, no directories, links, devices,
+ * sockets or fifos. */
+static uint64_t
+session_rights(int abi)
+{
+	uint64_t r = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
+	    LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+	    LANDLOCK_ACCESS_FS_MAKE_REG;
+
+#ifdef LANDLOCK_ACCESS_FS_REFER
+	r |= LANDLOCK_ACCESS_FS_REFER;
+#endif
+#ifdef LANDLOCK_ACCESS_FS_TRUNCATE
+	r |= LANDLOCK_ACCESS_FS_TRUNCATE;
+#endif
+	return r & fs_rights_for_abi(abi);
+}
+
+static int
+landlock_abi(void)
+{
+	long v = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+
+	return v < 0 ? -1 : (int)v;
+}
+
+/* 0, or -1 with errno set; rights == 0 adds nothing. */
+static int
+add_path_rule(int ruleset, const char *path, uint64_t rights)
+{
+	struct landlock_path_beneath_attr pb;
+	int fd, r, saved;
+
+	memset(&pb, 0, sizeof(pb));
+	fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	pb.parent_fd = fd;
+	pb.allowed_access = rights;
+	r = (int)syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+#ifdef MP_SANITIZER_BUILD
+/* The directory of log_path= in a sanitizer's options, writable for reports. */
+static void
+allow_report_dir(int ruleset, const char *opts, uint64_t handled)
+{
+	char dir[4096];
+	const char *p, *end;
+	char *slash;
+	size_t n;
+
+	if (opts == NULL || (p = strstr(opts, "log_path=")) == NULL)
+		return;
+	p += strlen("log_path=");
+	end = p + strcspn(p, ":");
+	n = (size_t)(end - p);
+	if (n == 0 || n >= sizeof(dir))
+		return;
+	memcpy(dir, p, n);
+	dir[n] = '\0';
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return;
+	*slash = '\0';
+	add_path_rule(ruleset, dir[0] ? dir : "/", handled & (LANDLOCK_ACCESS_FS_WRITE_FILE |
+	    LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_READ_FILE));
+}
+#endif
+#endif /* HAVE_LANDLOCK */
+
+/* The kernel's Landlock ABI when it serves the part, else -1 with why set. */
+static int
+landlock_check(enum part part, char *why, size_t whysize)
+{
+#ifdef HAVE_LANDLOCK
+	int abi = landlock_abi();
+
+	if (abi < 0) {
+		snprintf(why, whysize, "landlock unavailable (%s)", errno == EOPNOTSUPP ?
+		    "disabled at boot: add landlock to the lsm= kernel parameter" :
+		    errno == ENOSYS ? "kernel without Landlock, 5.13 or later needed" : strerror(errno));
+		return -1;
+	}
+	if (part == PART_SESSION && abi < 2) {
+		/* ABI 1 forbids every rename across directories. */
+		snprintf(why, whysize, "landlock unavailable (ABI %d cannot allow new/ to cur/ "
+		    "renames, kernel 5.19 or later needed)", abi);
+		return -1;
+	}
+	return abi;
+#else
+	(void)part;
+	snprintf(why, whysize, "landlock unavailable (built without <linux/landlock.h>)");
+	return -1;
+#endif
+}
+
+/*
+ * PART_SESSION: everything handled, one rule for the Maildir.  The others:
+ * everything handled, no rule (the pre-auth child has nothing to open).
+ * 0 applied; 1 unavailable (why set); -1 failed (why set).
+ */
+static int
+apply_landlock(enum part part, const char *maildir, char *why, size_t whysize)
+{
+#ifdef HAVE_LANDLOCK
+	struct landlock_ruleset_attr attr;
+	int abi, ruleset;
+
+	if ((abi = landlock_check(part, why, whysize)) < 0)
+		return 1;
+	memset(&attr, 0, sizeof(attr));
+	attr.handled_access_fs = fs_rights_for_abi(abi);
+	ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+	if (ruleset == -1) {
+		snprintf(why, whysize, "landlock_create_ruleset: %s", strerror(errno));
+		return -1;
+	}
+	if (part == PART_SESSION && maildir != NULL &&
+	    add_path_rule(ruleset, maildir, session_rights(abi)) == -1 &&
+	    errno != ENOENT && errno != ENOTDIR && errno != EACCES) {
+		/* A Maildir that does not exist (or that the user cannot
+		 * reach) gets no rule: then nothing is reachable at all. */
+		snprintf(why, whysize, "landlock_add_rule: %s", strerror(errno));
+		close(ruleset);
+		return -1;
+	}
+#ifdef MP_SANITIZER_BUILD
+	add_path_rule(ruleset, "/proc", attr.handled_access_fs &
+	    (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR));
+	allow_report_dir(ruleset, getenv("ASAN_OPTIONS"), attr.handled_access_fs);
+	allow_report_dir(ruleset, getenv("UBSAN_OPTIONS"), attr.handled_access_fs);
+#endif
+	if (syscall(SYS_landlock_restrict_self, ruleset, 0) == -1) {
+		snprintf(why, whysize, "landlock_restrict_self: %s", strerror(errno));
+		close(ruleset);
+		return -1;
+	}
+	close(ruleset);
+	return 0;
+#else
+	(void)maildir;
+	return landlock_check(part, why, whysize) < 0 ? 1 : 0;
+#endif
+}
+
+/* ---- seccomp ------------------------------------------------------------- */
+
+#ifdef HAVE_SECCOMP
+/* Reading and writing descriptors already open, waiting, time, randomness,
+ * memory, signals the C library handles, exit: what every part does. */
+static const int sys_common[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
+	SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(sendto), SCMP_SYS(sendmsg),
+	SCMP_SYS(close), SCMP_SYS(shutdown),
+	SCMP_SYS(poll), SCMP_SYS(ppoll),
+	SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday), SCMP_SYS(time),
+	SCMP_SYS(getrandom),
+	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
+	SCMP_SYS(futex),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall),
+	SCMP_SYS(getpid), SCMP_SYS(gettid),
+	/* abort() and raise() signal the process itself; Landlock's signal
+	 * scoping and the uid bound the rest. */
+	SCMP_SYS(tgkill),
+	SCMP_SYS(exit), SCMP_SYS(exit_group),
+};
+
+/* Pre-auth adds: the failure delay, non-blocking switches, stdio's fstat,
+ * signal handlers, one's own ids (logging). */
+static const int sys_preauth[] = {
+	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+	SCMP_SYS(fcntl), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek),
+	SCMP_SYS(rt_sigaction),
+	SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
+};
+
+/* The session adds the Maildir (Landlock decides which files), the lock,
+ * fsync of the size cache, its host name (the cache's temporary name), the
+ * pre-auth child it may reap, and its own ids. */
+static const int sys_session[] = {
+	SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(close_range),
+	SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(statx),
+	SCMP_SYS(getdents64), SCMP_SYS(getdents), SCMP_SYS(lseek), SCMP_SYS(pread64),
+	SCMP_SYS(fcntl), SCMP_SYS(fsync), SCMP_SYS(fdatasync),
+	SCMP_SYS(unlinkat), SCMP_SYS(unlink),
+	SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(rename),
+	SCMP_SYS(fchdir),
+	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+	SCMP_SYS(rt_sigaction),
+	SCMP_SYS(uname),
+	SCMP_SYS(wait4), SCMP_SYS(waitid), SCMP_SYS(kill),
+	SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
+	SCMP_SYS(getppid),
+};
+
+#ifdef MP_SANITIZER_BUILD
+/* LeakSanitizer's stop-the-world at exit and the sanitizers' report files. */
+static const int sys_sanitizer[] = {
+	SCMP_SYS(ptrace), SCMP_SYS(clone), SCMP_SYS(wait4), SCMP_SYS(prctl),
+	SCMP_SYS(sched_yield), SCMP_SYS(getdents64), SCMP_SYS(open), SCMP_SYS(openat),
+	SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(sigaltstack), SCMP_SYS(getppid),
+	SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(rt_sigaction), SCMP_SYS(kill),
+	SCMP_SYS(tkill), SCMP_SYS(sched_getaffinity), SCMP_SYS(pipe2), SCMP_SYS(getrlimit),
+	SCMP_SYS(prlimit64),
+};
+#endif
+
+/* Allow rules that fail to be added only make the filter stricter (a call
+ * that does not exist on this architecture): not an error. */
+static void
+allow_all(scmp_filter_ctx ctx, const int *nrs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		(void)seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nrs[i], 0);
+}
+
+/* Denials that must fail softly, with the errno a program expects. */
+static void
+deny_soft(scmp_filter_ctx ctx, enum part part)
+{
+	/* syslog() reconnects after a syslogd restart: it must fail, not die
+	 * (the socket to the log was opened with LOG_NDELAY before). */
+	static const int eperm[] = {
+		SCMP_SYS(socket), SCMP_SYS(socketpair), SCMP_SYS(connect),
+	};
+	static const int eacces_preauth[] = { SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(openat2) };
+
+	/* Like the allow rules: one that fails leaves the call to the
+	 * default action, which is stricter. */
+	for (size_t i = 0; i < sizeof(eperm) / sizeof(eperm[0]); i++)
+		(void)seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), eperm[i], 0);
+	/* isatty() and the like: "not a terminal". */
+	(void)seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 0);
+	/* A late dlopen() (or an exploit) wants executable memory: refused. */
+	(void)seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	(void)seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mmap), 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC));
+	(void)seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	(void)seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mprotect), 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC));
+	if (part != PART_SESSION) {
+		/* A library that looks for a file it can do without (time
+		 * zone, configuration) gets "permission denied". */
+		for (size_t i = 0; i < sizeof(eacces_preauth) / sizeof(eacces_preauth[0]); i++)
+			(void)seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), eacces_preauth[i], 0);
+	}
+}
+
+/* 0 applied; 1 unavailable (why set); -1 failed (why set). */
+static int
+apply_seccomp(enum part part, char *why, size_t whysize)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+#ifdef MP_SANITIZER_BUILD
+	ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
+#else
+	/* An allow-list: every call not named below kills the process, so a
+	 * system call added to the kernel later is denied too (a deny-list
+	 * would let it through). */
+	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+#endif
+	if (ctx == NULL) {
+		/* libseccomp asked the kernel whether it has the default action:
+		 * no seccomp(2) (before 3.17, or valgrind, which does not pass
+		 * it on) or no SECCOMP_RET_KILL_PROCESS (before 4.14). */
+		snprintf(why, whysize, "seccomp unavailable (seccomp_init: kernel 4.14 or later needed)");
+		return 1;
+	}
+	allow_all(ctx, sys_common, sizeof(sys_common) / sizeof(sys_common[0]));
+	switch (part) {
+	case PART_PREAUTH:
+		allow_all(ctx, sys_preauth, sizeof(sys_preauth) / sizeof(sys_preauth[0]));
+		break;
+	case PART_SESSION:
+		allow_all(ctx, sys_session, sizeof(sys_session) / sizeof(sys_session[0]));
+		break;
+	case PART_RELAY:
+		break;
+	}
+#ifdef MP_SANITIZER_BUILD
+	allow_all(ctx, sys_sanitizer, sizeof(sys_sanitizer) / sizeof(sys_sanitizer[0]));
+#endif
+	deny_soft(ctx, part);
+	r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (r == -EINVAL || r == -ENOSYS) {
+		snprintf(why, whysize, "seccomp unavailable (kernel without seccomp filters)");
+		return 1;
+	}
+	if (r < 0) {
+		snprintf(why, whysize, "seccomp_load: %s", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+#else
+static int
+apply_seccomp(enum part part, char *why, size_t whysize)
+{
+	(void)part;
+	snprintf(why, whysize, "seccomp unavailable (built without libseccomp)");
+	return 1;
+}
+#endif /* HAVE_SECCOMP */
+
+/* ---- the parts ----------------------------------------------------------- */
+
+static bool
+seccomp_probe(char *why, size_t whysize)
+{
+#if defined(HAVE_SECCOMP) && defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_SECCOMP)
+	/* With filters supported, a NULL program is EFAULT; without, EINVAL. */
+	if (prctl(PR_SET_SECCOMP, 2 /* SECCOMP_MODE_FILTER */, NULL, 0, 0) == -1 &&
+	    errno == EFAULT)
+		return true;
+	snprintf(why, whysize, "seccomp unavailable (kernel without seccomp filters)");
+	return false;
+#elif defined(HAVE_SECCOMP)
+	snprintf(why, whysize, "seccomp unavailable (no prctl)");
+	return false;
+#else
+	snprintf(why, whysize, "seccomp unavailable (built without libseccomp)");
+	return false;
+#endif
+}
+
+bool
+sandbox_available(char *why, size_t whysize)
+{
+	why[0] = '\0';
+	if (landlock_check(PART_SESSION, why, whysize) < 0)
+		return false;
+	return seccomp_probe(why, whysize);
+}
+
+static int
+confine(enum part part, const char *maildir, enum sandbox_mode mode)
+{
+	char why_ll[256] = "", why_sc[256] = "", avail[256];
+	int ll, sc;
+
+	if (mode == SANDBOX_OFF)
+		return 0;
+	if (mode == SANDBOX_REQUIRE && !sandbox_available(avail, sizeof(avail))) {
+		log_warnx("sandbox: %s; --sandbox=require refuses to serve", avail);
+		return -1;
+	}
+#if defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_NO_NEW_PRIVS)
+	/* Landlock and unprivileged seccomp need it; nothing here execs. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
+		log_warn("sandbox: PR_SET_NO_NEW_PRIVS");
+		return -1;
+	}
+#endif
+	/* Landlock first: its own system calls are not in the filter. */
+	ll = apply_landlock(part, maildir, why_ll, sizeof(why_ll));
+	if (ll == -1) {
+		log_warnx("sandbox: %s", why_ll);
+		return -1;
+	}
+	sc = apply_seccomp(part, why_sc, sizeof(why_sc));
+	if (sc == -1) {
+		log_warnx("sandbox: %s", why_sc);
+		return -1;
+	}
+	if (ll == 1 || sc == 1) {
+		log_warnx("sandbox: %s%s%s", ll == 1 ? why_ll : "", ll == 1 && sc == 1 ? ", " : "",
+		    sc == 1 ? why_sc : "");
+		if (mode == SANDBOX_REQUIRE)
+			return -1;
+	}
+	return 0;
+}
+
+int
+sandbox_preauth(void)
+{
+	return confine(PART_PREAUTH, NULL, preauth_mode);
+}
+
+int
+sandbox_relay(void)
+{
+	return confine(PART_RELAY, NULL, preauth_mode);
+}
+
+int
+sandbox_session(const char *maildir_path, enum sandbox_mode mode)
+{
+	return confine(PART_SESSION, maildir_path, mode);
+}
+
+const char *
+sandbox_describe(void)
+{
+	static char buf[256];
+	int n = 0;
+
+#ifdef HAVE_SECCOMP
+	const struct scmp_version *v = seccomp_version();
+
+	n = snprintf(buf, sizeof(buf), "seccomp (libseccomp %u.%u.%u)", v->major, v->minor, v->micro);
+#else
+	n = snprintf(buf, sizeof(buf), "seccomp not built in");
+#endif
+#ifdef HAVE_LANDLOCK
+	{
+		int abi = landlock_abi();
+
+		if (abi >= 0)
+			snprintf(buf + n, sizeof(buf) - (size_t)n, ", Landlock (kernel ABI %d)", abi);
+		else
+			snprintf(buf + n, sizeof(buf) - (size_t)n, ", Landlock (not in this kernel)");
+	}
+#else
+	snprintf(buf + n, sizeof(buf) - (size_t)n, ", Landlock not built in");
+#endif
+#ifdef MP_SANITIZER_BUILD
+	n = (int)strlen(buf);
+	snprintf(buf + n, sizeof(buf) - (size_t)n,
+	    "; sanitizer build: denied calls fail with ENOSYS instead of killing");
+#endif
+	return buf;
+}
