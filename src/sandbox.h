@@ -23,7 +23,8 @@ bool	sandbox_available(char *why, size_t whysize);
  * file access at all (Landlock), and a seccomp allow-list of I/O on its open
  * descriptors, clocks, sleep, getrandom, memory without new executable
  * mappings, and exit.  open/openat fail with EACCES, socket/connect with
- * EPERM, anything else not listed kills the process (SIGSYS).
+ * EPERM; exec, ptrace, id changes, mounts, fork and the like kill the
+ * process (SIGSYS); any other call fails with ENOSYS.
  * 0 when confined (or, with SANDBOX_TRY, when the kernel cannot and it was
  * logged); -1 when it must not serve (logged). */
 int	sandbox_preauth(void);
