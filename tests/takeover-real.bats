@@ -2,7 +2,8 @@
 # Taking over from the real Dovecot and Courier (root only; skipped otherwise; issue 13): a Maildir of
 # about 40 awkward messages (bursts in one second, no final newline, ,W= names, dot lines, long
 # names, flags in cur/) is served first by Debian's Dovecot 2.3 with default settings, or by
-# Courier's POP3 server (courierpop3d from Debian's courier-pop, unpacked), through the real
+# Courier's POP3 server (Debian's courier-pop, unpacked: couriertcpd, courierpop3login with
+# authdaemond and pam_unix, courierpop3d), through the real
 # leave-on-server clients fetchmail, getmail6 and mpop, each with its own state file. What the
 # old servers answered is recorded and checked against the Maildir, every client must fetch
 # every message once and then nothing. Then the old server stops and maildir-pop3d (real PAM)

@@ -13,11 +13,11 @@
 #                                alice's password from a passwd-file, her uid, gid and home from
 #                                the namespace's /etc/passwd, mail_location maildir:~/Maildir;
 #                                each LINE is one more setting (pop3_uidl_format = %f)
-#   peers_courier                Courier's POP3 server (courierpop3d, Courier's own code, which
-#                                keeps courierpop3dsizelist and answers UIDL) on COURIER_PORT;
-#                                see peers_courier_root for where it comes from
-#   peers_ours [OPTION...]       $MAILDIR_POP3D behind systemd-socket-activate --inetd with real
-#                                PAM (pam_unix) on OURS_PORT; its syslog in DIR/ours.syslog
+#   peers_courier                Courier's POP3 server on COURIER_PORT, its own programs end to
+#                                end: couriertcpd runs courierpop3login, which checks the
+#                                password through courier-authlib's authdaemond (authpam, so
+#                                pam_unix with the namespace's shadow) and execs courierpop3d,
+#                                which keeps courierpop3dsizelist and answers UIDL
 #   PEERS_POP3_PORT              when set, the POP3 port of every server started (a switch of
 #                                servers on one port, as an admin does it: clients key their
 #                                state on host and port)
@@ -26,17 +26,13 @@
 #                                config: stdin is delivered to her Maildir
 #   peers_as_alice CMD...        CMD inside a namespace as alice (HOME, USER set): procmail etc.
 #
-# Courier's pop3d (Debian's courier-pop) conflicts with dovecot-core in apt, so it is never
-# installed: peers_courier_root unpacks courier-pop and the libraries it needs (dpkg -x) into
-# MP_COURIER_ROOT (scripts/check does it once), or into a cache directory on first use
-# (apt-get download; a failure says so). Courier splits login and mail service: couriertcpd
-# runs courierpop3login, which authenticates through courier-authlib's authdaemond and then
-# execs courierpop3d with the Maildir as its argument; courierpop3d answers "+OK logged in."
-# to the PASS that led to it and serves the session. authdaemond's socket, modules and
-# configuration are compiled-in paths under /run, /usr/lib and /etc, so here the login half is
-# tests/lib/courier-login.py: it reads USER and PASS, checks the password of the test user,
-# drops to alice's ids and execs courierpop3d exactly as courierpop3login does. Everything
-# after the login (UIDL, LIST, RETR, DELE, the sizelist) is Courier's code.
+# Courier's POP3 server (Debian's courier-pop) conflicts with dovecot-core in apt, so it is
+# never installed: peers_courier_root unpacks courier-pop and the libraries it needs (dpkg -x)
+# into MP_COURIER_ROOT (scripts/check does it once), or into a cache directory on first use
+# (apt-get download; a failure says so). Its programs look for /etc/courier, /usr/lib/courier*
+# and /run/courier/authdaemon: inside its namespace those come from read-only overlays of the
+# unpacked files over /etc and /usr/lib and a tmpfs on /run; the host's /etc, /usr and /run
+# are not touched.
 
 PEERS_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lib/realpam.bash
@@ -44,8 +40,9 @@ PEERS_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 PEERS_DOVECOT=/usr/sbin/dovecot
 PEERS_LDA=/usr/lib/dovecot/dovecot-lda
-# Debian 12's courier-pop and what courierpop3d links that a Dovecot machine lacks.
-PEERS_COURIER_DEBS=(courier-pop courier-authlib libcourier-unicode4)
+# Debian 12's courier-pop, courier-base (couriertcpd), courier-authlib (authdaemond, authpam)
+# and the library courierpop3d links that a Dovecot machine lacks.
+PEERS_COURIER_DEBS=(courier-pop courier-base courier-authlib libcourier-unicode4)
 PEERS_COURIER_BIN=usr/lib/courier/courier/courierpop3d
 PEERS_PIDS=()
 
@@ -171,7 +168,7 @@ peers_dovecot() {
 # The directory holding Courier's unpacked files (usr/lib/courier/courier/courierpop3d).
 peers_courier_root() {
 	local root=${MP_COURIER_ROOT:-${TMPDIR:-/tmp}/mp-courier-pop}
-	if [ -x "$root/$PEERS_COURIER_BIN" ]; then
+	if [ -x "$root/$PEERS_COURIER_BIN" ] && [ -x "$root/usr/sbin/couriertcpd" ]; then
 		echo "$root"
 		return 0
 	fi
@@ -205,18 +202,42 @@ peers_courier_fetch() {
 }
 
 peers_courier() {
-	local root
+	local root d=$PEERS_DIR ns=$PEERS_DIR/ns
 	root=$(peers_courier_root) || return 1
 	COURIER_PORT=${PEERS_POP3_PORT:-$(peers_port)}
-	printf '%s\n' "$REALPAM_ALICE_PASSWORD" >"$PEERS_DIR/courier.pw"
-	chmod 600 "$PEERS_DIR/courier.pw"
-	: >"$PEERS_DIR/courier.log"
-	chmod 666 "$PEERS_DIR/courier.log"
-	peers_spawn "$PEERS_DIR/courier.out" systemd-socket-activate -l "127.0.0.1:$COURIER_PORT" -a --inetd \
-		-E "PEERS_COURIER_ROOT=$root" -E "PEERS_COURIER_PW=$PEERS_DIR/courier.pw" \
-		-E "PEERS_COURIER_LOG=$PEERS_DIR/courier.log" \
-		python3 "$PEERS_LIBDIR/courier-login.py" || return 1
-	peers_wait_port "$COURIER_PORT" "$PEERS_DIR/courier.out" || return 1
+	# authdaemond's configuration: PAM only, one daemon, its socket under the namespace's /run.
+	mkdir -p "$d/courier-etc/courier"
+	printf 'authmodulelist="authpam"\ndaemons=1\nauthdaemonvar=/run/courier/authdaemon\n' \
+		>"$d/courier-etc/courier/authdaemonrc"
+	# Courier's PAM service "pop3" as Debian ships it, less its password and session stacks:
+	# Debian's common-session would register a logind session on the host.
+	printf '@include common-auth\n@include common-account\nsession required pam_permit.so\n' \
+		>"$ns/etc/pam.d/pop3"
+	chmod 644 "$ns/etc/pam.d/pop3"
+	cat >"$d/courier-ns.sh" <<-EOF
+		# Courier in a namespace (written by tests/lib/peers.bash): Courier's compiled-in
+		# paths (/etc/courier, /usr/lib/courier*, /run/courier) from overlays and a tmpfs.
+		set -e
+		mount -t tmpfs tmpfs /run
+		mkdir -p /run/courier/authdaemon
+		mount -t overlay overlay -o lowerdir=$d/courier-etc:$root/etc:/etc /etc
+		for f in passwd shadow group gshadow; do
+			if [ -e $ns/etc/\$f ]; then mount --bind $ns/etc/\$f /etc/\$f; fi
+		done
+		mount --bind $ns/etc/pam.d /etc/pam.d
+		mount -t overlay overlay -o lowerdir=$root/usr/lib:/usr/lib /usr/lib
+		/usr/lib/courier/courier-authlib/authdaemond &
+		i=0
+		while [ ! -S /run/courier/authdaemon/socket ] && [ \$i -lt 200 ]; do
+			sleep 0.05
+			i=\$((i + 1))
+		done
+		exec env -i PATH=/usr/bin:/bin POP3AUTH= $root/usr/sbin/couriertcpd -address=127.0.0.1 \\
+			-nodnslookup -noidentlookup -maxprocs=20 $COURIER_PORT \\
+			/usr/lib/courier/courier/courierpop3login /usr/lib/courier/courier/courierpop3d Maildir
+	EOF
+	peers_spawn "$d/courier.out" bash "$d/courier-ns.sh" || return 1
+	peers_wait_port "$COURIER_PORT" "$d/courier.out" || return 1
 	export COURIER_PORT
 }
 
