@@ -164,6 +164,11 @@ serve() {
 		run grep -E 'rename.*maildir-pop3d\.cache' "$D/$h.110.strace"
 		refute_output --regexp "cache\\.tmp\\.[^\"]*\\.(h[^$h]|lan)\""
 	done
+	# For the record: the hosts' PID namespaces hand out the same pids, so a name with pid and
+	# time but no host name could be the same on two hosts.
+	comm -12 <(grep -o 'cache\.tmp\.[0-9]*\.[0-9]*\.P[0-9]*\.h1' "$D/h1.110.strace" | sed 's/.*\.P\([0-9]*\)\..*/\1/' | sort -u) \
+		<(grep -o 'cache\.tmp\.[0-9]*\.[0-9]*\.P[0-9]*\.h2' "$D/h2.110.strace" | sed 's/.*\.P\([0-9]*\)\..*/\1/' | sort -u) |
+		wc -l | sed 's/^/# pids in size cache temporary names on both h1 and h2: /' >&3
 	# No temporary file of the survivors is left behind.
 	run find "$MD" -maxdepth 1 -name 'maildir-pop3d.cache.tmp.*' ! -name '*.h3'
 	assert_output ''
