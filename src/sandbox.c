@@ -331,6 +331,12 @@ deny_soft(scmp_filter_ctx ctx, enum part part)
 	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	(void)seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(mprotect), 1,
 	    SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC));
+	if (part == PART_PREAUTH) {
+		/* sandbox_relay() stacks its filter from inside this one: adding
+		 * a filter can only take calls away (no-new-privs is set). */
+		(void)seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
+		    SCMP_A0(SCMP_CMP_EQ, 1 /* SECCOMP_SET_MODE_FILTER */));
+	}
 	if (part != PART_SESSION) {
 		/* A library that looks for a file it can do without (time
 		 * zone, configuration) gets "permission denied". */
@@ -392,6 +398,9 @@ apply_seccomp(enum part part, char *why, size_t whysize)
 		snprintf(why, whysize, "seccomp_init failed");
 		return -1;
 	}
+	/* confine() sets no-new-privs itself; libseccomp's own prctl() would
+	 * be refused when the relay's filter is loaded under the pre-auth one. */
+	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	allow_all(ctx, sys_common, sizeof(sys_common) / sizeof(sys_common[0]));
 	switch (part) {
 	case PART_PREAUTH:
@@ -462,6 +471,15 @@ confine(enum part part, const char *maildir, enum sandbox_mode mode)
 
 	if (mode == SANDBOX_OFF)
 		return 0;
+	if (part == PART_RELAY) {
+		/* Inside the pre-auth confinement: no-new-privs and the
+		 * Landlock ruleset stay; only a tighter filter is added (the
+		 * pre-auth part already refused where --sandbox=require must). */
+		sc = apply_seccomp(part, why_sc, sizeof(why_sc));
+		if (sc == -1)
+			log_warnx("sandbox: relay: %s", why_sc);
+		return sc == -1 ? -1 : 0;
+	}
 	if (mode == SANDBOX_REQUIRE && !sandbox_available(avail, sizeof(avail))) {
 		log_warnx("sandbox: %s; --sandbox=require refuses to serve", avail);
 		return -1;
