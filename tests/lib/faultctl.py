@@ -46,13 +46,13 @@ import select
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pop3enc  # noqa: E402
+from pop3client import Conn  # noqa: E402
 
 SERVER_FILES = {"maildir-pop3d.cache", "maildir-pop3d.lock"}
 BASE_TIME = 1000000000
@@ -187,85 +187,37 @@ def seen_path(path):
 
 # ---- a session on pipes ----
 
-class Pipe:
-    """A session on pipes.  stop_after_unlink=K runs it under strace, which stops it with
-    SIGSTOP once its K-th unlinkat has returned; trace_lines() reads strace's lines."""
+def open_session(stop_after_unlink=None):
+    """A session ($MP_SESSION_CMD) on pipes: a pop3client.Conn.  stop_after_unlink=K runs it
+    under strace, which stops it with SIGSTOP once its K-th unlinkat has returned; then
+    conn.trace_fd reads strace's lines (trace_lines)."""
+    argv = shlex.split(os.environ["MP_SESSION_CMD"])
+    if stop_after_unlink is None:
+        return Conn(argv=argv)
+    # Not --seccomp-bpf: strace 6.1 then ignores when=K.
+    r, w = os.pipe()
+    argv = ["strace", "-f", "-qq", "-e", "trace=unlinkat", "-e",
+            f"inject=unlinkat:signal=SIGSTOP:when={stop_after_unlink}", "-o", f"/dev/fd/{w}"] + argv
+    conn = Conn(argv=argv, pass_fds=(w,))
+    os.close(w)
+    conn.trace_fd = r
+    return conn
 
-    def __init__(self, extra=(), stop_after_unlink=None):
-        argv = shlex.split(os.environ["MP_SESSION_CMD"]) + list(extra)
-        self.trace_fd = None
-        pass_fds = ()
-        if stop_after_unlink is not None:
-            # Not --seccomp-bpf: strace 6.1 then ignores when=K.
-            r, w = os.pipe()
-            argv = ["strace", "-f", "-qq", "-e", "trace=unlinkat", "-e",
-                    f"inject=unlinkat:signal=SIGSTOP:when={stop_after_unlink}",
-                    "-o", f"/dev/fd/{w}"] + argv
-            pass_fds = (w,)
-            self.trace_fd = r
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     pass_fds=pass_fds)
-        if pass_fds:
-            os.close(w)
-        self.buf = b""
-        self.fd = self.proc.stdout.fileno()
 
-    def trace_lines(self, timeout):
-        """strace's lines as they come; ends at EOF or after timeout s without one."""
-        pending = b""
-        while True:
-            ready, _, _ = select.select([self.trace_fd], [], [], timeout)
-            if not ready:
-                return
-            chunk = os.read(self.trace_fd, 1 << 16)
-            if not chunk:
-                return
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                yield line.decode(errors="replace")
-
-    def close_trace(self):
-        os.close(self.trace_fd)
-
-    def rest(self, timeout):
-        """Whatever the server still writes, up to EOF (or timeout s of silence)."""
-        out = self.buf
-        while True:
-            ready, _, _ = select.select([self.fd], [], [], timeout)
-            if not ready:
-                return out
-            chunk = os.read(self.fd, 1 << 16)
-            if not chunk:
-                return out
-            out += chunk
-
-    def send(self, data):
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = os.read(self.fd, 1 << 16)
-            if not chunk:
-                raise EOFError("server closed: %r" % self.buf[:200])
-            self.buf += chunk
-        i = self.buf.index(b"\r\n") + 2
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def body(self):
-        parts = []
-        while True:
-            ln = self.line()
-            parts.append(ln)
-            if ln == b".\r\n":
-                return b"".join(parts)
-
-    def eof(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-        return self.proc.returncode
+def trace_lines(fd, timeout):
+    """strace's lines from fd as they come; ends at EOF or after timeout s without one."""
+    pending = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line.decode(errors="replace")
 
 
 # ---- killquit ----
@@ -299,7 +251,7 @@ def cmd_killquit(args):
         if u in marked:
             cmds.append((b"DELE %d\r\n" % k, None))
     k = min(len(marked) - 1, int(at * len(marked))) + 1
-    s = Pipe(stop_after_unlink=k)
+    s = open_session(stop_after_unlink=k)
     errs = []
     greet = s.line()
     if not greet.startswith(b"+OK"):
@@ -325,8 +277,8 @@ def cmd_killquit(args):
     # then SIGKILL it there: a kill that provably lands in the middle of QUIT's deletions.
     # strace's trace arrives on a pipe, so waiting for the stop is a blocking read.
     s.send(b"QUIT\r\n")
-    s.proc.stdin.close()
-    trace = s.trace_lines(timeout=120)
+    s.close_write()
+    trace = trace_lines(s.trace_fd, timeout=120)
     unlinked, pid, stopped = [], None, False
     for line in trace:
         f = line.split(None, 1)
@@ -342,7 +294,7 @@ def cmd_killquit(args):
         os.kill(pid, signal.SIGKILL)
     rest = s.rest(timeout=60)
     s.proc.wait(timeout=60)
-    s.close_trace()
+    os.close(s.trace_fd)
     if pid is None or not stopped:
         errs.append(f"the session was not stopped after deletion {k} of {len(marked)}: "
                     f"{len(unlinked)} unlinkat calls, then "
@@ -461,7 +413,7 @@ def run_interleaving(d, progs, order):
             what = f"{names[who]} {' '.join(map(str, step))}"
             verb = step[0]
             if verb == "open":
-                s["pipe"] = Pipe()
+                s["pipe"] = open_session()
                 s["snap"] = sorted(disk, key=lambda u: (int(u.split(".", 1)[0]), u))
                 got = s["pipe"].line()
                 if not got.startswith(b"+OK"):
@@ -517,9 +469,8 @@ def run_interleaving(d, progs, order):
         errs.append(f"session failed: {e}")
     finally:
         for s in st:
-            if s["pipe"] and s["pipe"].proc.poll() is None:
-                s["pipe"].proc.kill()
-                s["pipe"].proc.wait()
+            if s["pipe"]:
+                s["pipe"].kill()
     want = sorted(disk.values())
     now = listing(d)
     got = sorted(path for files in now.values() for path, _ in files)
@@ -642,33 +593,6 @@ def cmd_tcpretr(args):
     fail(errs)
 
 
-class Sock:
-    """The Pipe interface over a TCP connection."""
-
-    def __init__(self, host, port):
-        self.sock = socket.create_connection((host, port), timeout=60)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise EOFError("server closed: %r" % self.buf[:200])
-            self.buf += chunk
-        i = self.buf.index(b"\r\n") + 2
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    body = Pipe.body
-
-    def eof(self):
-        self.sock.close()
-        return 0
-
-
 def opt(args, name, default=None):
     return args[args.index(name) + 1] if name in args else default
 
@@ -684,7 +608,8 @@ def cmd_session(args):
     quit_want = opt(args, "--quit", "").encode() or None
     orig = read_originals(d)
     items = list(orig.items())
-    conn = Sock(opt(args, "--tcp"), int(args[args.index("--tcp") + 2])) if "--tcp" in args else Pipe()
+    conn = Conn(opt(args, "--tcp"), int(args[args.index("--tcp") + 2]), timeout=60) if "--tcp" in args \
+        else open_session()
     errs = []
 
     def expect(cmd, want):

@@ -25,15 +25,17 @@ Both drivers print their counts and every violation, and exit 1 on any violation
 """
 import imaplib
 import os
-import poplib
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (read-only in distcheck)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pop3client import Conn  # noqa: E402
 
 MID_RE = re.compile(rb"Message-ID: <([^>]*)>", re.I)
 
@@ -110,33 +112,46 @@ def originals(d, raw=False):
 # ---- a POP3 session with the wire bytes ----------------------------------------------------
 
 class Pop:
+    """One logged-in session through the tests' POP3 client (pop3client.Conn); answers are
+    given without their CRLF."""
+
     def __init__(self, port, user, password):
-        self.p = poplib.POP3("127.0.0.1", port, timeout=60)
-        self.p.user(user)
-        self.p.pass_(password)
+        self.c = Conn("127.0.0.1", port, timeout=60)
+        greet = self.c.line()
+        if not greet.startswith(b"+OK"):
+            raise RuntimeError("greeting %r" % greet)
+        for line in ("USER " + user, "PASS " + password):
+            r = self.c.answer(line.encode())
+            if not r.startswith(b"+OK"):
+                raise RuntimeError("%s: %r" % (line.split()[0], r))
 
     def listing(self, cmd):
-        resp, lines, _ = getattr(self.p, cmd)()
+        """msn -> the rest of its line, from LIST or UIDL without an argument."""
+        answer = self.c.answer(cmd.upper().encode())
+        if not answer.startswith(b"+OK"):
+            raise RuntimeError("%s: %r" % (cmd.upper(), answer))
+        lines = answer.split(b"\r\n")[1:-2]
         return dict((int(a), b) for a, b in (l.decode().split(" ", 1) for l in lines))
 
     def retr(self, msn):
         """(+OK line, octets before dot-stuffing, the unstuffed CRLF body), or (-ERR line,)."""
-        self.p._putcmd("RETR %d" % msn)
-        resp = self.p._getline()[0]
+        self.send("RETR %d" % msn)
+        resp = self.c.line()[:-2]
         if not resp.startswith(b"+OK"):
             return (resp, None, None)
-        lines = []
-        while True:
-            line = self.p._getline()[0]
-            if line == b".":
-                break
-            lines.append(line[1:] if line.startswith(b"..") else line)
-        data = b"".join(l + b"\r\n" for l in lines)
+        lines = self.c.multi().split(b"\r\n")[:-2]
+        data = b"".join((l[1:] if l.startswith(b"..") else l) + b"\r\n" for l in lines)
         return (resp, len(data), data)
 
+    def send(self, line):
+        self.c.send(line.encode() + b"\r\n")
+
     def cmd(self, line):
-        self.p._putcmd(line)
-        return self.p._getline()[0]
+        self.send(line)
+        return self.c.line()[:-2]
+
+    def close(self):
+        self.c.close()
 
 
 def serving_pids(ssa):
@@ -246,7 +261,7 @@ def kills(port, ssa, user, password, d, seed):
                 why_again.setdefault(mid, []).append("session %d %s after RETR, before DELE" % (
                     s, "dropped" if kind == "drop" else "killed"))
             if kind == "drop":
-                pop.p.close()
+                pop.close()
                 counts["dropped"] += 1
             else:
                 kill_all(pids)
@@ -261,19 +276,19 @@ def kills(port, ssa, user, password, d, seed):
                 why_again.setdefault(mid, []).append("session %d %s after DELE, before QUIT" % (
                     s, "dropped" if kind == "drop" else "killed"))
             if kind == "drop":
-                pop.p.close()
+                pop.close()
                 counts["dropped"] += 1
             else:
                 kill_all(pids)
                 counts["killed-after-dele"] += 1
             continue
         if kind == "kill-after-quit-sent":
-            pop.p._putcmd("QUIT")
+            pop.send("QUIT")
             kill_all(pids)
             for _, mid in mine:
                 why_again.setdefault(mid, []).append("session %d killed after sending QUIT, before its +OK" % s)
             counts["killed-after-quit-sent"] += 1
-            pop.p.close()
+            pop.close()
             continue
         r = pop.cmd("QUIT")
         if not r.startswith(b"+OK"):

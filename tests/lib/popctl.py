@@ -22,53 +22,19 @@ and a missing CRLF is reported).  Bodies are printed as "NAME| line".
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (read-only in distcheck)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pop3client import Conn  # noqa: E402
 
-class Session:
-    def __init__(self, name, argv=None, addr=None):
-        self.name = name
-        self.buf = b""
-        self.proc = None
-        self.sock = None
-        if addr:
-            self.sock = socket.create_connection(addr, timeout=30)
-        else:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    def write(self, data):
-        try:
-            if self.sock:
-                self.sock.sendall(data)
-            else:
-                self.proc.stdin.write(data)
-                self.proc.stdin.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            print(f"{self.name}! write failed")
-
-    def _more(self):
-        if self.sock:
-            return self.sock.recv(65536)
-        return os.read(self.proc.stdout.fileno(), 65536)
-
-    def line(self):
-        while b"\n" not in self.buf:
-            chunk = self._more()
-            if not chunk:
-                rest, self.buf = self.buf, b""
-                return None if not rest else rest
-            self.buf += chunk
-        i = self.buf.index(b"\n")
-        line, self.buf = self.buf[: i + 1], self.buf[i + 1 :]
-        return line
-
-    def close_write(self):
-        if self.sock:
-            self.sock.shutdown(socket.SHUT_WR)
-        else:
-            self.proc.stdin.close()
+def write(name, conn, data):
+    try:
+        conn.send(data)
+    except (BrokenPipeError, ConnectionResetError):
+        print(f"{name}! write failed")
 
 
 def show(name, line, mark="<"):
@@ -97,19 +63,19 @@ def main():
             continue
         name, _, arg = rest.partition(" ")
         if verb == "open":
-            sessions[name] = s = Session(name, argv=base + shlex.split(arg))
-            show(name, s.line())
+            sessions[name] = s = Conn(argv=base + shlex.split(arg))
+            show(name, s.line_or_rest())
         elif verb == "connect":
             host, port = arg.split()
-            sessions[name] = s = Session(name, addr=(host, int(port)))
-            show(name, s.line())
+            sessions[name] = s = Conn(host, int(port))
+            show(name, s.line_or_rest())
         elif verb in ("send", "multi"):
             s = sessions[name]
-            s.write(arg.encode("latin-1") + b"\r\n")
-            first = show(name, s.line())
+            write(name, s, arg.encode("latin-1") + b"\r\n")
+            first = show(name, s.line_or_rest())
             if verb == "multi" and first and first.startswith("+OK"):
                 while True:
-                    line = s.line()
+                    line = s.line_or_rest()
                     if line is None:
                         print(f"{name}! closed inside a multi-line answer")
                         break
@@ -120,9 +86,9 @@ def main():
                         line = line[1:]
                     show(name, line, "|")
         elif verb == "raw":
-            sessions[name].write(arg.encode("latin-1").decode("unicode_escape").encode("latin-1"))
+            write(name, sessions[name], arg.encode("latin-1").decode("unicode_escape").encode("latin-1"))
         elif verb == "read":
-            show(name, sessions[name].line())
+            show(name, sessions[name].line_or_rest())
         elif verb == "eof":
             s = sessions[name]
             s.close_write()
@@ -137,7 +103,7 @@ def main():
         elif verb == "wait":
             s = sessions[name]
             while True:
-                line = s.line()
+                line = s.line_or_rest()
                 if line is None:
                     break
                 show(name, line)
@@ -151,9 +117,7 @@ def main():
             return 2
         sys.stdout.flush()
     for s in sessions.values():
-        if s.proc and s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+        s.kill()
     return 0
 
 

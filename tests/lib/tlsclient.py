@@ -29,112 +29,13 @@
 
 Every socket operation has a timeout, so a hung server fails the test instead of hanging it.
 """
-import hashlib
 import os
-import socket
-import ssl
 import sys
 import time
 
-TIMEOUT = 30
-MULTI = (b"RETR", b"TOP", b"CAPA")
-MULTI_NOARG = (b"LIST", b"UIDL", b"AUTH")
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-
-
-class HandshakeFailed(Exception):
-    pass
-
-
-def context(cafile=None, version=None):
-    if cafile:
-        ctx = ssl.create_default_context(cafile=cafile)
-    else:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if version:
-        ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
-    return ctx
-
-
-class Conn:
-    def __init__(self, host, port, ctx):
-        self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
-        # Like a mail client: without it, Nagle holds the command after TLS 1.3's Finished.
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.ctx = ctx
-        self.buf = bytearray()
-
-    def handshake(self):
-        if self.buf:
-            raise AssertionError(f"plaintext left unread before the handshake: {self.buf!r}")
-        try:
-            self.sock = self.ctx.wrap_socket(self.sock, server_hostname="localhost")
-        except (ssl.SSLError, ssl.CertificateError, OSError) as e:
-            raise HandshakeFailed(str(e)) from e
-        der = self.sock.getpeercert(binary_form=True) or b""
-        return f"{self.sock.version()} {hashlib.sha256(der).hexdigest()}\n".encode()
-
-    def _more(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError("connection closed by the server")
-        self.buf += chunk
-
-    def line(self):
-        start = 0
-        while True:
-            i = self.buf.find(b"\r\n", start)
-            if i >= 0:
-                break
-            start = max(0, len(self.buf) - 1)
-            self._more()
-        out = bytes(self.buf[:i + 2])
-        del self.buf[:i + 2]
-        return out
-
-    def multi(self):
-        """The rest of a multi-line answer, through the terminating .CRLF (linear time:
-        a 5 MiB RETR must not cost a quadratic copy)."""
-        out, first = [], True
-        while True:
-            i = self.buf.find(b"\r\n.\r\n")
-            if first and self.buf.startswith(b".\r\n"):
-                i = -2
-            if i != -1:
-                end = i + 5
-                out.append(bytes(self.buf[:end]))
-                del self.buf[:end]
-                return b"".join(out)
-            # Keep a tail that may hold the start of the terminator.
-            keep = 4
-            if len(self.buf) > keep:
-                out.append(bytes(self.buf[:-keep]))
-                del self.buf[:-keep]
-                first = False
-            self._more()
-
-    def answer(self, cmd):
-        self.sock.sendall(cmd + b"\r\n")
-        first = self.line()
-        verb, _, arg = cmd.partition(b" ")
-        verb = verb.upper()
-        if first.startswith(b"+OK") and (verb in MULTI or (verb in MULTI_NOARG and not arg)):
-            return first + self.multi()
-        return first
-
-    def rest(self):
-        out, self.buf = [bytes(self.buf)], bytearray()
-        while True:
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out.append(chunk)
-        return b"".join(out)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (read-only in distcheck)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pop3client import Conn, HandshakeFailed, tls_context as context  # noqa: E402
 
 
 def unescape(text):
@@ -167,7 +68,7 @@ def session(argv):
         else:
             raise SystemExit(f"unknown option {opt}")
     host, port, outdir, steps = argv[0], argv[1], argv[2], argv[3:]
-    c = Conn(host, port, context(cafile, version))
+    c = Conn(host, port, ctx=context(cafile, version))
     n = 0
     try:
         if implicit:
@@ -183,7 +84,7 @@ def session(argv):
             elif step.startswith("@lines "):
                 data = b"".join(c.line() for _ in range(int(step[7:])))
             elif step.startswith("@raw "):
-                c.sock.sendall(unescape(step[5:]))
+                c.send(unescape(step[5:]))
                 data = b""
             else:
                 data = c.answer(step.encode("latin-1"))
@@ -218,7 +119,7 @@ def bench(argv):
     own0 = os.times()
     t0 = time.monotonic()
     for _ in range(n):
-        c = Conn(host, port, ctx)
+        c = Conn(host, port, ctx=ctx)
         if mode == "--implicit":
             c.handshake()
         assert c.line().startswith(b"+OK"), "greeting"
@@ -227,7 +128,7 @@ def bench(argv):
             c.handshake()
         assert c.answer(b"QUIT").startswith(b"+OK"), "QUIT"
         c.rest()
-        c.sock.close()
+        c.close()
     wall = time.monotonic() - t0
     own1 = os.times()
     if pid:
