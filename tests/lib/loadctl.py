@@ -24,14 +24,16 @@
            retrieved exactly once, by the session that deleted it.
         Prints timings and counts; exits 1 with one "FAIL: ..." line per error (at most 30).
 """
-import asyncio
 import os
 import random
 import sys
+import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (read-only in distcheck)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pop3enc  # noqa: E402
+from pop3client import Conn  # noqa: E402
 
 BASE_TIME = 1200000000
 
@@ -101,29 +103,19 @@ class User:
         self.fetched = {}           # uniq -> count of sessions that retrieved and deleted it
 
 
-class Conn:
-    def __init__(self, reader, writer, label, limit):
-        self.r, self.w, self.label, self.limit = reader, writer, label, limit
+def cmd(c, text):
+    """Sends one command (CRLF added), returns its first line."""
+    c.send(text.encode() + b"\r\n")
+    return c.line()
 
-    async def line(self):
-        got = await asyncio.wait_for(self.r.readuntil(b"\r\n"), self.limit)
-        return got
 
-    async def cmd(self, text):
-        self.w.write(text.encode() + b"\r\n")
-        await self.w.drain()
-        return await self.line()
-
-    async def body(self):
-        """A dot-terminated body, as sent: one read up to the terminating line."""
-        first = await self.line()
-        if first == b".\r\n":
-            return first
-        rest = await asyncio.wait_for(self.r.readuntil(b"\r\n.\r\n"), self.limit)
-        return first + rest
-
-    def close(self):
-        self.w.close()
+def all_at_once(calls):
+    """Runs each (function, arg...) in a thread of its own, all at the same time."""
+    threads = [threading.Thread(target=c[0], args=c[1:]) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 class Run:
@@ -134,38 +126,38 @@ class Run:
         self.greet_s = []           # connect to greeting, per working session
         self.session_s = []         # connect to QUIT's answer, per working session
         self.octets = 0
+        self.lock = threading.Lock()
 
     def err(self, label, text):
         self.errors.append(f"{label}: {text}")
 
-    async def connect(self, label):
+    def connect(self, label):
         t = time.monotonic()
-        r, w = await asyncio.wait_for(asyncio.open_connection(self.host, self.port, limit=1 << 22),
-                                      self.limit)
-        c = Conn(r, w, label, self.limit)
-        greet = await c.line()
+        c = Conn(self.host, self.port, timeout=self.limit)
+        greet = c.line()
         if greet != b"+OK maildir-pop3d ready.\r\n":
             raise RuntimeError(f"greeting {greet!r}")
         c.t0 = t
         if label.startswith("s"):
-            self.greet_s.append(time.monotonic() - t)
+            with self.lock:
+                self.greet_s.append(time.monotonic() - t)
         return c
 
-    async def login(self, c, u):
-        a = await c.cmd(f"USER {u.name}")
-        b = await c.cmd(f"PASS {u.password}")
+    def login(self, c, u):
+        a = cmd(c, f"USER {u.name}")
+        b = cmd(c, f"PASS {u.password}")
         if not a.startswith(b"+OK") or not b.startswith(b"+OK maildrop has "):
             raise RuntimeError(f"login: {a!r} {b!r}")
 
-    async def listings(self, c, u):
+    def listings(self, c, u):
         """STAT, LIST and UIDL checked against the files; returns uniq -> msn."""
-        stat = await c.cmd("STAT")
-        if await c.cmd("LIST") != b"+OK %d messages (%d octets)\r\n" % tuple(map(int, stat.split()[1:3])):
+        stat = cmd(c, "STAT")
+        if cmd(c, "LIST") != b"+OK %d messages (%d octets)\r\n" % tuple(map(int, stat.split()[1:3])):
             raise RuntimeError(f"LIST does not match STAT {stat!r}")
-        listed = [l.split() for l in (await c.body()).split(b"\r\n")[:-2]]
-        if not (await c.cmd("UIDL")).startswith(b"+OK"):
+        listed = [l.split() for l in c.multi().split(b"\r\n")[:-2]]
+        if not cmd(c, "UIDL").startswith(b"+OK"):
             raise RuntimeError("UIDL refused")
-        uidl = [l.split() for l in (await c.body()).split(b"\r\n")[:-2]]
+        uidl = [l.split() for l in c.multi().split(b"\r\n")[:-2]]
         msn = {}
         for (n1, size), (n2, uniq) in zip(listed, uidl):
             uq = uniq.decode()
@@ -188,84 +180,88 @@ class Run:
             raise RuntimeError(f"{len(missing)} kept messages missing from UIDL, e.g. {missing[0]}")
         return msn
 
-    async def retr(self, c, u, msn, uq):
+    def retr(self, c, u, msn, uq):
         m = u.by_uniq[uq]
-        ok = await c.cmd(f"RETR {msn[uq]}")
+        ok = cmd(c, f"RETR {msn[uq]}")
         if ok != b"+OK %d octets\r\n" % m.size:
             raise RuntimeError(f"RETR {msn[uq]} ({uq}): {ok!r}, want {m.size} octets")
-        body = await c.body()
+        body = c.multi()
         if body != m.wire:
             raise RuntimeError(f"RETR {msn[uq]} ({uq}): the body differs from the file "
                                f"({len(body)} octets sent, {len(m.wire)} expected)")
-        self.n_retr += 1
-        self.octets += len(body)
+        with self.lock:
+            self.n_retr += 1
+            self.octets += len(body)
 
-    async def fetcher(self, label, u, slice_):
-        c = await self.connect(label)
+    def fetcher(self, label, u, slice_):
+        c = self.connect(label)
         try:
-            await self.login(c, u)
-            msn = await self.listings(c, u)
+            self.login(c, u)
+            msn = self.listings(c, u)
             for uq in slice_:
                 if uq not in msn:
                     raise RuntimeError(f"my message {uq} is not listed")
-                await self.retr(c, u, msn, uq)
-                d = await c.cmd(f"DELE {msn[uq]}")
+                self.retr(c, u, msn, uq)
+                d = cmd(c, f"DELE {msn[uq]}")
                 if d != b"+OK message %d deleted\r\n" % msn[uq]:
                     raise RuntimeError(f"DELE {msn[uq]}: {d!r}")
-            q = await c.cmd("QUIT")
+            q = cmd(c, "QUIT")
             if q != b"+OK maildir-pop3d signing off (%d messages deleted)\r\n" % len(slice_):
                 raise RuntimeError(f"QUIT: {q!r}")
             for uq in slice_:
                 u.fetched[uq] = u.fetched.get(uq, 0) + 1
-            self.session_s.append(time.monotonic() - c.t0)
+            with self.lock:
+                self.session_s.append(time.monotonic() - c.t0)
         finally:
             c.close()
 
-    async def reader(self, label, u, picks):
-        c = await self.connect(label)
+    def reader(self, label, u, picks):
+        c = self.connect(label)
         try:
-            await self.login(c, u)
-            msn = await self.listings(c, u)
+            self.login(c, u)
+            msn = self.listings(c, u)
             for uq in picks:
-                await self.retr(c, u, msn, uq)
-            q = await c.cmd("QUIT")
+                self.retr(c, u, msn, uq)
+            q = cmd(c, "QUIT")
             if q != b"+OK maildir-pop3d signing off (0 messages deleted)\r\n":
                 raise RuntimeError(f"QUIT: {q!r}")
-            self.session_s.append(time.monotonic() - c.t0)
+            with self.lock:
+                self.session_s.append(time.monotonic() - c.t0)
         finally:
             c.close()
 
-    async def guarded(self, label, coro):
+    def guarded(self, label, fn, *args):
         try:
-            await coro
+            fn(*args)
         except Exception as e:  # every failure is a test error, with its session named
-            self.err(label, f"{type(e).__name__}: {e}")
+            with self.lock:
+                self.err(label, f"{type(e).__name__}: {e}")
 
-    async def warm(self, u):
-        c = await self.connect(f"warm/{u.name}")
+    def warm(self, u):
+        c = self.connect(f"warm/{u.name}")
         try:
-            await self.login(c, u)
-            await self.listings(c, u)
-            if not (await c.cmd("QUIT")).startswith(b"+OK"):
+            self.login(c, u)
+            self.listings(c, u)
+            if not cmd(c, "QUIT").startswith(b"+OK"):
                 raise RuntimeError("QUIT refused")
         finally:
             c.close()
 
-    async def main(self, sessions, idle, per):
+    def main(self, sessions, idle, per):
         # 0. one session per user first, as on a live server: the size caches exist
         for u in self.users:
-            await self.guarded(f"warm/{u.name}", self.warm(u))
+            self.guarded(f"warm/{u.name}", self.warm, u)
         t0 = time.monotonic()
         # 1. idle connections, half of them logged in
         idle_conns = []
 
-        async def open_idle(i):
-            c = await self.connect(f"idle{i}")
+        def open_idle(i):
+            c = self.connect(f"idle{i}")
             if i % 2:
-                await self.login(c, self.users[i % len(self.users)])
+                self.login(c, self.users[i % len(self.users)])
             idle_conns.append((i, c))
 
-        await asyncio.gather(*(self.guarded(f"idle{i}", open_idle(i)) for i in range(idle)))
+        all_at_once([(self.guarded, f"idle{i}", open_idle, i) for i in range(idle)])
         t1 = time.monotonic()
         # 2. the working sessions, all at once
         rnd = random.Random(1939)
@@ -281,18 +277,18 @@ class Run:
                 raise SystemExit(f"user {u.name}: {len(u.fetch)} messages to fetch, "
                                  f"{len(fetchers)} fetchers want {per} each")
             for j, k in enumerate(fetchers):
-                jobs.append(self.guarded(f"s{k}/{u.name}/fetch",
-                                         self.fetcher(f"s{k}", u, u.fetch[j * per:(j + 1) * per])))
+                jobs.append((self.guarded, f"s{k}/{u.name}/fetch",
+                             self.fetcher, f"s{k}", u, u.fetch[j * per:(j + 1) * per]))
             for k in readers:
-                jobs.append(self.guarded(f"s{k}/{u.name}/read",
-                                         self.reader(f"s{k}", u, rnd.sample(u.keep, per))))
-        await asyncio.gather(*jobs)
+                jobs.append((self.guarded, f"s{k}/{u.name}/read",
+                             self.reader, f"s{k}", u, rnd.sample(u.keep, per)))
+        all_at_once(jobs)
         t2 = time.monotonic()
         # 3. the idle ones are still there and answer
         alive = 0
         for i, c in idle_conns:
             try:
-                q = await c.cmd("QUIT")
+                q = cmd(c, "QUIT")
                 if q.startswith(b"+OK"):
                     alive += 1
                 else:
@@ -349,9 +345,11 @@ def cmd_run(args):
     sessions, idle = opt("--sessions", 200), opt("--idle", 100)
     per, limit = opt("--per-session", 20), opt("--limit", 150)
     run = Run(host, port, users, 60)
-    try:
-        asyncio.run(asyncio.wait_for(run.main(sessions, idle, per), limit))
-    except asyncio.TimeoutError:
+    # Every socket operation times out after 60 s, so the run ends; --limit bounds it too.
+    t = threading.Thread(target=run.main, args=(sessions, idle, per), daemon=True)
+    t.start()
+    t.join(limit)
+    if t.is_alive():
         run.err("run", f"not finished within {limit} s")
     run.check_maildirs()
     for e in run.errors[:30]:
