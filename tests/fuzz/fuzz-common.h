@@ -16,6 +16,8 @@ __attribute__((noreturn)) void fuzz_fail(const char *file, int line, const char 
  * start with prefix. */
 void	fuzz_log_reset(void);
 unsigned fuzz_log_count(const char *prefix);
+/* Called by tests/lib/syslog-shim.c (linked in) with each formatted message. */
+void	syslog_shim_observe(int pri, const char *msg);
 
 /* The client side of one session: rfd reads the input (a pipe, written in
  * full and closed), wfd is a memory file that takes any amount of output.

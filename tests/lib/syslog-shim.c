@@ -19,6 +19,10 @@
  * LOG_NDELAY) and kept open, like syslog's socket, so it survives a privilege drop.
  *
  * Build: cc -shared -fPIC -o syslog-shim.so syslog-shim.c
+ *
+ * The fuzz targets link this file in (no LD_PRELOAD, no file) and define
+ * syslog_shim_observe(), which then sees every message as formatted, before control
+ * characters are escaped: one syslog interposer for the tests and the fuzzers.
  */
 /* Our own syslog/vsyslog must not be turned into calls to __syslog_chk (and back). */
 #undef _FORTIFY_SOURCE
@@ -41,6 +45,10 @@ static const char *log_ident;
 static int log_option;
 static int log_facility = LOG_USER;
 static int log_mask = 0xff;
+
+/* Defined by a program linked with this file (tests/fuzz/fuzz-common.c); NULL in the
+ * LD_PRELOAD object. */
+void syslog_shim_observe(int pri, const char *msg) __attribute__((weak));
 
 static const char *const prio_names[] = {
 	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"
@@ -130,7 +138,8 @@ shim_vlog(int pri, const char *fmt, va_list ap)
 	size_t len = 0, head, i, mlen;
 	int save = errno, n;
 
-	if (log_path[0] == '\0' || (LOG_MASK(LOG_PRI(pri)) & log_mask) == 0) {
+	if ((log_path[0] == '\0' && syslog_shim_observe == NULL) ||
+	    (LOG_MASK(LOG_PRI(pri)) & log_mask) == 0) {
 		errno = save;
 		return;
 	}
@@ -141,6 +150,12 @@ shim_vlog(int pri, const char *fmt, va_list ap)
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		snprintf(msg, sizeof(msg), "(syslog-shim: bad format)");
+	if (syslog_shim_observe != NULL)
+		syslog_shim_observe(pri, msg);
+	if (log_path[0] == '\0') {
+		errno = save;
+		return;
+	}
 	mlen = strlen(msg);
 	while (mlen > 0 && msg[mlen - 1] == '\n')
 		mlen--;
