@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #ifdef HAVE_SYS_PRCTL_H
 #include <sys/prctl.h>
 #endif
@@ -502,6 +505,11 @@ confine(enum part part, const char *maildir, enum sandbox_mode mode)
 		log_warnx("sandbox: %s", why_sc);
 		return -1;
 	}
+#ifdef __GLIBC__
+	/* libseccomp's rule database is freed, but its pages would stay in
+	 * the heap of every idle session (about 100 KiB). */
+	malloc_trim(0);
+#endif
 	if (ll == 1 || sc == 1) {
 		log_warnx("sandbox: %s%s%s", ll == 1 ? why_ll : "", ll == 1 && sc == 1 ? ", " : "",
 		    sc == 1 ? why_sc : "");
