@@ -30,10 +30,6 @@
 #include "tls.h"
 #endif
 
-/* A certificate that ends within this many days is warned about (ACME clients renew
- * 30 days ahead: one still this close has missed its renewals). */
-#define CHECK_EXPIRY_WARN_DAYS	30
-
 static int failures;
 
 __attribute__((format(printf, 2, 3)))
@@ -137,7 +133,7 @@ check_tls(const struct options *o)
 	days = (not_after - (long long)now) / 86400;
 	if (not_after <= (long long)now)
 		result("FAIL", "certificate subject %s: expired on %s", subject, when);
-	else if (days < CHECK_EXPIRY_WARN_DAYS)
+	else if (days < LIMIT_CERT_WARN_DAYS)
 		result("warn", "certificate subject %s: expires on %s, in %lld days", subject, when, days);
 	else
 		result("ok", "certificate subject %s: expires on %s, in %lld days", subject, when, days);
@@ -408,8 +404,8 @@ check_run(const struct options *o, const char *user)
 	if (failures > 0) {
 		printf("result: %d check%s failed%s\n", failures, failures == 1 ? "" : "s",
 		    user ? ": a session would not work" : "");
-		return 1;
+		return MP_EXIT_CHECK_FAILED;
 	}
 	printf("result: %s\n", user ? "a session for this user would work" : "configuration ok");
-	return 0;
+	return MP_EXIT_OK;
 }

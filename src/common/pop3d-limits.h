@@ -132,6 +132,11 @@
  * keeps at most LIMIT_LOG_FIELD octets, and the longest peer (IPv6) is 45. */
 #define LIMIT_TLS_LOG_FIELD	(LIMIT_LOG_FIELD + 8)
 
+/* maildir-pop3d --check warns about a certificate that ends within this many
+ * days: ACME clients renew 30 days ahead, so one this close has missed its
+ * renewals. */
+#define LIMIT_CERT_WARN_DAYS	30
+
 /*
  * Exit statuses (sysexits(3) values; maildir-pop3d(8), EXIT STATUS).  The
  * launcher (systemd, inetd) only logs them, but they tell an administrator
@@ -141,5 +146,6 @@
 #define MP_EXIT_USAGE		64	/* EX_USAGE: a bad option or option value */
 #define MP_EXIT_TEMPFAIL	75	/* EX_TEMPFAIL: I/O or the system failed (fatal()) */
 #define MP_EXIT_CONFIG		78	/* EX_CONFIG: a configuration error found at run time */
+#define MP_EXIT_CHECK_FAILED	1	/* --check: a check failed */
 
 #endif
