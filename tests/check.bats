@@ -119,15 +119,17 @@ need_tls() {
 @test "--check USER with a wrong password fails at PAM with the log's reason, and says the same for an unknown user" {
 	PW='wrong'
 	run -1 check alice
-	assert_line --regexp '^  FAIL  PAM: auth failed: user=<alice> reason=<[^>]+> \([0-9.]+ ms\)$'
+	assert_line --regexp '^  FAIL  PAM: auth failed: user=<alice> reason=<[^>]+>$'
 	refute_output --partial 'account alice'
 	assert_line --index $((${#lines[@]} - 1)) 'result: 1 check failed: a session would not work'
 	local wrong=${output//alice/USER}
 	run -1 check nosuchuser
 	local unknown=${output//nosuchuser/USER}
-	# Apart from the timings, the two are alike except where the log differs too.
-	assert_equal "$(sed -E 's/[0-9.]+ ms/N ms/' <<<"$wrong" | grep -v '^  FAIL  PAM')" \
-		"$(sed -E 's/[0-9.]+ ms/N ms/' <<<"$unknown" | grep -v '^  FAIL  PAM')"
+	# The two are alike but for the reason, which is the log's (and no timing: a
+	# failure's duration would tell a known name from an unknown one).
+	assert_equal "$(grep -v '^  FAIL  PAM' <<<"$wrong")" "$(grep -v '^  FAIL  PAM' <<<"$unknown")"
+	refute_output --regexp 'FAIL .*[0-9] ms'
+	refute_output --partial 'ms)'
 }
 
 @test "--check USER reports the same reason as the daemon logs for the same failed login" {
@@ -143,7 +145,7 @@ need_tls() {
 @test "--check USER fails when the account phase refuses the right password" {
 	PW='carol pw'
 	run -1 check carol
-	assert_line --regexp '^  FAIL  PAM: auth failed: user=<carol> reason=<[^>]+> \([0-9.]+ ms\)$'
+	assert_line --regexp '^  FAIL  PAM: auth failed: user=<carol> reason=<[^>]+>$'
 }
 
 @test "--check USER fails for an account with uid 0, as the daemon refuses it" {

@@ -347,7 +347,7 @@ leftovers() {
 	assert_line 'result: a session for this user would work'
 	run ct deb sh -c 'printf "wrong\n" | maildir-pop3d --check alice'
 	assert_failure 1
-	assert_line --regexp '^  FAIL  PAM: auth failed: user=<alice> reason=<Authentication failure> '
+	assert_line '  FAIL  PAM: auth failed: user=<alice> reason=<Authentication failure>'
 
 	# 995: nothing more than the key and the certificate.
 	run ct_net deb ss -Hltn
