@@ -86,12 +86,12 @@ static void
 check_pam_file(const char *service)
 {
 	const char *dir = "/etc/pam.d";
-	const char *w = getenv("PAM_WRAPPER");
+	const char *w = getenv("PAM_WRAPPER"), *wdir = getenv("PAM_WRAPPER_SERVICE_DIR");
 	char path[LIMIT_PATH];
 	struct stat st;
 
-	if (w != NULL && strcmp(w, "1") == 0 && getenv("PAM_WRAPPER_SERVICE_DIR") != NULL)
-		dir = getenv("PAM_WRAPPER_SERVICE_DIR");
+	if (w != NULL && strcmp(w, "1") == 0 && wdir != NULL)
+		dir = wdir;
 	snprintf(path, sizeof(path), "%s/%s", dir, service);
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
 		result("ok", "PAM service file %s", path);
