@@ -124,6 +124,12 @@ journal_has() {
 # enabled and started with systemctl.  Booted once for the tests below that need it.
 src_up() {
 	[[ -f $CT_DIR/src.pid ]] && return 0
+	# make distcheck configures a prefix of its own (.../_inst): units installed there are
+	# not where systemd looks.
+	local prefix
+	prefix=$(sed -n 's/^prefix = //p' "$MP_BUILDDIR/Makefile")
+	[[ $prefix == /usr || $prefix == /usr/local ]] ||
+		skip "this build's prefix is $prefix (make distcheck's): systemd would not find its units"
 	local root
 	root=$(ct_create src) || { echo "cannot make the container root" >&2; return 1; }
 	mk -C "$MP_BUILDDIR" install DESTDIR="$root" >/dev/null || { echo "make install failed" >&2; return 1; }
@@ -292,6 +298,8 @@ deb_ensure() {
 	local dir=${MP_DEB_DIR:-$BATS_FILE_TMPDIR/deb} prev
 	if ! compgen -G "$dir/maildir-pop3d_*.deb" >/dev/null; then
 		command -v dpkg-buildpackage >/dev/null || skip "dpkg-buildpackage not installed (debhelper)"
+		[[ -d $SRCDIR/debian ]] ||
+			skip "no debian/ in $SRCDIR (a release tarball, as in make distcheck): set MP_DEB_DIR to a built .deb"
 		"$SRCDIR/scripts/build-deb" "$dir" >/dev/null || { echo "the package did not build" >&2; return 1; }
 	fi
 	DEB=$(ls -t "$dir"/maildir-pop3d_*.deb | head -1)
