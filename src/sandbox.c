@@ -338,7 +338,7 @@ deny_soft(scmp_filter_ctx ctx, enum part part)
 		/* sandbox_relay() stacks its filter from inside this one: adding
 		 * a filter can only take calls away (no-new-privs is set). */
 		(void)seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
-		    SCMP_A0(SCMP_CMP_EQ, 1 /* SECCOMP_SET_MODE_FILTER */));
+		    SCMP_A0(SCMP_CMP_EQ, 1 /* SECCOMP_SET_MODE_FILTER */, 0));
 	}
 	if (part != PART_SESSION) {
 		/* A library that looks for a file it can do without (time
