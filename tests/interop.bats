@@ -185,8 +185,8 @@ deliver_one() {
 #   crlf     LF -> CRLF (the wire form, unstuffed)
 #   lf+sep   as lf, and a message that is all header (no empty line) gets the empty line that
 #            ends a header: fetchmail always writes one
-#   getmail  getmail's Maildir delivery, which re-serialises the message with Python's email
-#            package: the empty line as for lf+sep; one "Return-Path: <sender>" line first,
+#   getmail  getmail's flatten() (what its Maildir and MDA_external destinations write),
+#            which re-serialises the message with Python's email package: the empty line as for lf+sep; one "Return-Path: <sender>" line first,
 #            sender taken from the original Return-Path: (whose own fields are removed), else
 #            Sender:, else "unknown"; header lines over 78 octets refolded at a space, so
 #            header fields are compared unfolded at "LF SP" (both sides)
@@ -368,7 +368,11 @@ fetchmail_run() {
 
 # getmail_rc RETRIEVER DELETE [RETRIEVER-LINES]: $C/getmailrc into the Maildir $C/dest.
 # delivered_to/received = false stop getmail's Delivered-To: and Received: headers; the
-# Return-Path: line its Maildir destination always writes is undone by same_messages getmail.
+# Return-Path: line getmail's flatten() always writes is undone by same_messages getmail.
+# The message goes through MDA_external, which writes the same flatten() bytes as getmail's
+# Maildir destination: getmail 6.18 loses a SIGCHLD that arrives before it waits for its
+# delivery child (getmail6 issue 226) and then hangs until its timeout, so the child takes
+# a moment (a pause in the client's delivery, not a timing assertion).
 getmail_rc() {
 	mkdir -p "$C/dest/new" "$C/dest/cur" "$C/dest/tmp" "$C/getmail"
 	cat >"$C/getmailrc" <<-EOF
@@ -380,8 +384,9 @@ getmail_rc() {
 		password = $PASS
 		${3:-}
 		[destination]
-		type = Maildir
-		path = $C/dest/
+		type = MDA_external
+		path = /bin/sh
+		arguments = ("-c", "sleep 0.05; exec cat >\$(mktemp $C/dest/new/gm.XXXXXX)")
 
 		[options]
 		read_all = false
