@@ -186,7 +186,8 @@ deliver_one() {
 #   lf+sep   as lf, and a message that is all header (no empty line) gets the empty line that
 #            ends a header: fetchmail always writes one
 #   getmail  getmail's flatten() (what its Maildir and MDA_external destinations write),
-#            which re-serialises the message with Python's email package: the empty line as for lf+sep; one "Return-Path: <sender>" line first,
+#            which re-serialises the message with Python's email package: the empty line
+#            as for lf+sep; one "Return-Path: <sender>" line first,
 #            sender taken from the original Return-Path: (whose own fields are removed), else
 #            Sender:, else "unknown"; header lines over 78 octets refolded at a space, so
 #            header fields are compared unfolded at "LF SP" (both sides)
