@@ -10,14 +10,29 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && defined(HAVE_SECCOMP) && !defined(MP_SANDBOX_BPF)
 #include <malloc.h>
 #endif
 #ifdef HAVE_SYS_PRCTL_H
 #include <sys/prctl.h>
 #endif
-#ifdef HAVE_SECCOMP
+/*
+ * seccomp filters are built with libseccomp from the tables below.  Normally at build time:
+ * this file compiled with MP_SANDBOX_GEN is src/sandbox-gen, which writes every part's
+ * filter as BPF into src/sandbox-bpf.h, and the daemon (MP_SANDBOX_BPF) only loads those
+ * programs: no libseccomp in the process, and no half millisecond of building a filter in
+ * every session.  Where no generator can run (cross builds), the daemon links libseccomp
+ * and builds the same filters at run time.
+ */
+#if defined(HAVE_SECCOMP) && !defined(MP_SANDBOX_BPF)
+#define MP_SECCOMP_LIB 1
 #include <seccomp.h>
+#endif
+#ifdef MP_SANDBOX_BPF
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+#include "src/sandbox-bpf.h"
 #endif
 #ifdef HAVE_LANDLOCK
 #include <linux/landlock.h>
@@ -238,7 +253,7 @@ apply_landlock(enum part part, const char *maildir, char *why, size_t whysize)
 
 /* ---- seccomp ------------------------------------------------------------- */
 
-#ifdef HAVE_SECCOMP
+#ifdef MP_SECCOMP_LIB
 /* Reading and writing descriptors already open, waiting, time, randomness,
  * memory, signals the C library handles, exit: what every part does.  Any
  * call in none of the lists fails with ENOSYS; those in sys_kill kill. */
@@ -339,6 +354,8 @@ deny_soft(scmp_filter_ctx ctx, enum part part)
 		 * a filter can only take calls away (no-new-privs is set). */
 		(void)seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
 		    SCMP_A0(SCMP_CMP_EQ, 1 /* SECCOMP_SET_MODE_FILTER */, 0));
+		(void)seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
+		    SCMP_A0(SCMP_CMP_EQ, 2 /* SECCOMP_GET_ACTION_AVAIL */, 0));
 	}
 	if (part != PART_SESSION) {
 		/* A library that looks for a file it can do without (time
@@ -369,20 +386,13 @@ static const int sys_kill[] = {
 	SCMP_SYS(open_by_handle_at), SCMP_SYS(name_to_handle_at),
 };
 
-/* 0 applied; 1 unavailable (why set); -1 failed (why set). */
-static int
-apply_seccomp(enum part part, char *why, size_t whysize)
+/* The part's filter, or NULL. */
+static scmp_filter_ctx
+build_filter(enum part part)
 {
 	scmp_filter_ctx ctx;
 	uint32_t kill;
-	int r;
 
-	/* API level 3: seccomp(2) itself and SECCOMP_RET_KILL_PROCESS, kernel
-	 * 4.14.  valgrind 3.19 does not pass seccomp(2) on: level 1. */
-	if (seccomp_api_get() < 3) {
-		snprintf(why, whysize, "seccomp unavailable (kernel 4.14 or later needed)");
-		return 1;
-	}
 #ifdef MP_SANITIZER_BUILD
 	kill = SCMP_ACT_ERRNO(ENOSYS);
 #else
@@ -397,10 +407,8 @@ apply_seccomp(enum part part, char *why, size_t whysize)
 	 * invalid one) in the tests.
 	 */
 	ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
-	if (ctx == NULL) {
-		snprintf(why, whysize, "seccomp_init failed");
-		return -1;
-	}
+	if (ctx == NULL)
+		return NULL;
 	/* confine() sets no-new-privs itself; libseccomp's own prctl() would
 	 * be refused when the relay's filter is loaded under the pre-auth one. */
 	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
@@ -422,10 +430,72 @@ apply_seccomp(enum part part, char *why, size_t whysize)
 	/* Added last: a sanitizer build's allowance (clone, ptrace) wins. */
 	for (size_t i = 0; i < sizeof(sys_kill) / sizeof(sys_kill[0]); i++)
 		(void)seccomp_rule_add(ctx, kill, sys_kill[i], 0);
+	return ctx;
+}
+
+/* 0 applied; 1 unavailable (why set); -1 failed (why set). */
+static int
+apply_seccomp(enum part part, char *why, size_t whysize)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+	/* API level 3: seccomp(2) itself and SECCOMP_RET_KILL_PROCESS, kernel
+	 * 4.14.  valgrind 3.19 does not pass seccomp(2) on: level 1. */
+	if (seccomp_api_get() < 3) {
+		snprintf(why, whysize, "seccomp unavailable (kernel 4.14 or later needed)");
+		return 1;
+	}
+	if ((ctx = build_filter(part)) == NULL) {
+		snprintf(why, whysize, "seccomp_init failed");
+		return -1;
+	}
 	r = seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (r < 0) {
 		snprintf(why, whysize, "seccomp_load: %s", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+#elif defined(MP_SANDBOX_BPF)
+/* seccomp(2) and SECCOMP_RET_KILL_PROCESS (kernel 4.14); valgrind 3.19 and
+ * older kernels say ENOSYS or EINVAL. */
+static bool
+seccomp_kernel_ok(void)
+{
+	uint32_t action = SECCOMP_RET_KILL_PROCESS;
+
+	return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+}
+
+/* 0 applied; 1 unavailable (why set); -1 failed (why set). */
+static int
+apply_seccomp(enum part part, char *why, size_t whysize)
+{
+	struct sock_fprog prog;
+
+	if (!seccomp_kernel_ok()) {
+		snprintf(why, whysize, "seccomp unavailable (kernel 4.14 or later needed)");
+		return 1;
+	}
+	switch (part) {
+	case PART_PREAUTH:
+		prog.filter = (struct sock_filter *)(uintptr_t)mp_bpf_preauth;
+		prog.len = (unsigned short)(sizeof(mp_bpf_preauth) / sizeof(mp_bpf_preauth[0]));
+		break;
+	case PART_RELAY:
+		prog.filter = (struct sock_filter *)(uintptr_t)mp_bpf_relay;
+		prog.len = (unsigned short)(sizeof(mp_bpf_relay) / sizeof(mp_bpf_relay[0]));
+		break;
+	case PART_SESSION:
+	default:
+		prog.filter = (struct sock_filter *)(uintptr_t)mp_bpf_session;
+		prog.len = (unsigned short)(sizeof(mp_bpf_session) / sizeof(mp_bpf_session[0]));
+		break;
+	}
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == -1) {
+		snprintf(why, whysize, "seccomp: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -438,14 +508,19 @@ apply_seccomp(enum part part, char *why, size_t whysize)
 	snprintf(why, whysize, "seccomp unavailable (built without libseccomp)");
 	return 1;
 }
-#endif /* HAVE_SECCOMP */
+#endif /* MP_SECCOMP_LIB */
 
 /* ---- the parts ----------------------------------------------------------- */
 
 static bool
 seccomp_probe(char *why, size_t whysize)
 {
-#ifdef HAVE_SECCOMP
+#if defined(MP_SANDBOX_BPF)
+	if (seccomp_kernel_ok())
+		return true;
+	snprintf(why, whysize, "seccomp unavailable (kernel 4.14 or later needed)");
+	return false;
+#elif defined(MP_SECCOMP_LIB)
 	/* What apply_seccomp() needs (see there). */
 	if (seccomp_api_get() >= 3)
 		return true;
@@ -505,9 +580,9 @@ confine(enum part part, const char *maildir, enum sandbox_mode mode)
 		log_warnx("sandbox: %s", why_sc);
 		return -1;
 	}
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && defined(MP_SECCOMP_LIB)
 	/* libseccomp's rule database is freed, but its pages would stay in
-	 * the heap of every idle session (about 100 KiB). */
+	 * the heap of every idle session (about 70 KiB). */
 	malloc_trim(0);
 #endif
 	if (ll == 1 || sc == 1) {
@@ -543,7 +618,9 @@ sandbox_describe(void)
 	static char buf[256];
 	int n = 0;
 
-#ifdef HAVE_SECCOMP
+#if defined(MP_SANDBOX_BPF)
+	n = snprintf(buf, sizeof(buf), "seccomp (libseccomp %s)", MP_BPF_LIBSECCOMP);
+#elif defined(MP_SECCOMP_LIB)
 	const struct scmp_version *v = seccomp_version();
 
 	n = snprintf(buf, sizeof(buf), "seccomp (libseccomp %u.%u.%u)", v->major, v->minor, v->micro);
@@ -569,3 +646,49 @@ sandbox_describe(void)
 #endif
 	return buf;
 }
+
+#ifdef MP_SANDBOX_GEN
+/* src/sandbox-gen: every part's filter as BPF, a C header on standard output. */
+static int
+emit(const char *name, enum part part)
+{
+	scmp_filter_ctx ctx = build_filter(part);
+	FILE *tmp = tmpfile();
+	unsigned char ins[8];
+	int first = 1;
+
+	if (ctx == NULL || tmp == NULL || seccomp_export_bpf(ctx, fileno(tmp)) < 0)
+		return -1;
+	seccomp_release(ctx);
+	rewind(tmp);
+	printf("static const struct sock_filter mp_bpf_%s[] = {\n", name);
+	/* struct sock_filter: u16 code, u8 jt, u8 jf, u32 k, in host order. */
+	while (fread(ins, sizeof(ins), 1, tmp) == 1) {
+		uint16_t code;
+		uint32_t k;
+
+		memcpy(&code, ins, 2);
+		memcpy(&k, ins + 4, 4);
+		printf("%s\t{ 0x%04x, %u, %u, 0x%08x }", first ? "" : ",\n", code, ins[2], ins[3], k);
+		first = 0;
+	}
+	printf("\n};\n");
+	fclose(tmp);
+	return first ? -1 : 0;
+}
+
+int
+main(void)
+{
+	const struct scmp_version *v = seccomp_version();
+
+	printf("/* Generated by src/sandbox-gen from the tables in src/sandbox.c: do not edit. */\n");
+	printf("#define MP_BPF_LIBSECCOMP \"%u.%u.%u\"\n", v->major, v->minor, v->micro);
+	if (emit("preauth", PART_PREAUTH) == -1 || emit("relay", PART_RELAY) == -1 ||
+	    emit("session", PART_SESSION) == -1) {
+		fprintf(stderr, "sandbox-gen: cannot build the filters\n");
+		return 1;
+	}
+	return 0;
+}
+#endif

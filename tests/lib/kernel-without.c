@@ -35,7 +35,7 @@ main(int argc, char **argv)
 	} else {
 		r |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(seccomp), 0);
 		r |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EINVAL), SCMP_SYS(prctl), 1,
-		    SCMP_A0(SCMP_CMP_EQ, PR_SET_SECCOMP));
+		    SCMP_A0(SCMP_CMP_EQ, PR_SET_SECCOMP, 0));
 	}
 	if (r != 0 || seccomp_load(ctx) != 0) {
 		fprintf(stderr, "kernel-without: cannot load the filter\n");
