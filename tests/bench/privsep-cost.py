@@ -33,6 +33,10 @@ def launch(pair, conn, extra):
     """Starts one server on conn (fd 0 and 1); returns the pid."""
     b, mod = binary(pair)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "MAILDIR_POP3D_TLS_MODULE": mod}
+    # The test harness's pre-auth user and chroot (tests/lib/realpam.bash), where set.
+    for k in ("MAILDIR_POP3D_PREAUTH_USER", "MAILDIR_POP3D_PREAUTH_CHROOT"):
+        if k in os.environ:
+            env[k] = os.environ[k]
     fd = conn.fileno()
     pid = os.fork()
     if pid == 0:
