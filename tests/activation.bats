@@ -206,7 +206,7 @@ have_libsystemd() {
 
 @test "100 concurrent sessions through socket activation all log in and get the right bytes" {
 	realpam_available ||
-		skip "needs root and unshare: 100 concurrent logins are more than pam_wrapper's 62 processes, so this test uses real PAM users"
+		skip "100 concurrent logins are more than pam_wrapper's 62 processes, so this test uses real PAM users in a private mount namespace: $(realpam_why_not)"
 	local d=$BATS_TEST_TMPDIR/rp log u
 	realpam_setup "$d"
 	log=$d/syslog

@@ -12,6 +12,7 @@ bats_load_library bats-support
 bats_load_library bats-assert
 load lib/cwrap
 load lib/deploy
+load lib/realpam
 
 INETD=/usr/sbin/inetd
 
@@ -19,7 +20,8 @@ setup() {
 	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test}"
 	[[ -x $INETD ]] || skip "$INETD not installed (Debian: openbsd-inetd)"
 	[[ $(id -u) == 0 ]] || skip "needs root: inetd writes /run/inetd.pid, so it runs in a private mount namespace"
-	unshare --mount --propagation private true 2>/dev/null || skip "unshare --mount is not permitted here"
+	unshare --mount --propagation private true 2>/dev/null ||
+		skip "inetd runs in a private mount namespace: $(realpam_why_not)"
 	dp_cwrap "$BATS_TEST_TMPDIR/cw"
 	dp_alice
 	WRAPPER=$BATS_TEST_TMPDIR/maildir-pop3d-cwrap

@@ -19,7 +19,7 @@ load lib/peers
 bats_require_minimum_version 1.5.0
 
 setup() {
-	peers_available || skip "needs root, unshare and Dovecot (dovecot-core, dovecot-pop3d): the servers run in private namespaces"
+	peers_available || skip "the servers run with Dovecot in private namespaces: $(peers_why_not)"
 	[[ -x /usr/lib/dovecot/imap ]] || fail "Dovecot IMAP is not installed (Debian: dovecot-imapd)"
 	command -v procmail >/dev/null || fail "procmail is not installed (Debian: procmail)"
 	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test (make check sets it)}"

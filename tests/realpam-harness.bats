@@ -7,7 +7,7 @@ bats_load_library bats-assert
 load lib/realpam
 
 setup() {
-	realpam_available || skip "needs root and unshare"
+	realpam_available || skip "needs root and private mount namespaces: $(realpam_why_not)"
 	D=$BATS_TEST_TMPDIR/realpam
 	realpam_setup "$D"
 }

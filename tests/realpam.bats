@@ -26,7 +26,7 @@ setup_file() {
 }
 
 setup() {
-	realpam_available || skip "needs root and unshare: real PAM users live in a private mount namespace"
+	realpam_available || skip "real PAM users live in a private mount namespace: $(realpam_why_not)"
 	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test (make check sets it)}"
 	[[ -n ${MP_SYSLOG_SHIM:-} && -f $MP_SYSLOG_SHIM ]] ||
 		fail "MP_SYSLOG_SHIM must name the built syslog-shim.so (make check sets it)"

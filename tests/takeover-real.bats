@@ -30,7 +30,7 @@ CLIENT_UID=65534
 # Clients run as CLIENT_UID: not a python3 from root's own environment.
 
 setup() {
-	peers_available || skip "needs root, unshare and Dovecot (dovecot-core, dovecot-pop3d): the servers run in private namespaces"
+	peers_available || skip "the servers run with Dovecot in private namespaces: $(peers_why_not)"
 	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test (make check sets it)}"
 	local c
 	for c in fetchmail getmail mpop; do

@@ -5,6 +5,7 @@
 # socket, state and log file lives in the test's directory.
 #
 #   peers_available              0 if root, unshare works and Dovecot is installed, else 1
+#   peers_why_not                why not, in a few words
 #   peers_setup DIR              realpam_setup DIR/ns (alice, bob... with real ids); PEERS_DIR=DIR
 #   peers_dovecot NAME PROTOS [LINE...]
 #                                Dovecot's master (dovecot -F) with its own config DIR/NAME.conf:
@@ -49,6 +50,13 @@ PEERS_PIDS=()
 peers_available() {
 	realpam_available || return 1
 	[ -x "$PEERS_DOVECOT" ] && [ -x /usr/lib/dovecot/pop3 ]
+}
+
+# peers_why_not: why peers_available says no, in a few words.
+peers_why_not() {
+	local w
+	w=$(realpam_why_not)
+	echo "${w:-Dovecot is not installed (dovecot-core, dovecot-pop3d)}"
 }
 
 peers_setup() {

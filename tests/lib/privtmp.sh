@@ -11,7 +11,8 @@
 # only an output), hence this.
 #
 # Needs root (unshare -m) or unprivileged user namespaces (unshare -Urm).  Not installed;
-# for tests/load.bats only.
+# for the tests (load.bats, login.bats) and scripts/check.  PRIVTMP_SIZE: the tmpfs's size
+# (default 16m; "50%" is half the RAM).
 set -eu
 keep=
 while [ $# -gt 0 ] && [ "$1" != -- ]; do
@@ -27,14 +28,14 @@ ns=-Urm
 [ "$(id -u)" = 0 ] && ns=-m
 # The inner shell keeps the real /tmp as its working directory, so "./NAME" still reaches
 # the real entries once the tmpfs hides them (mount must not canonicalize "./NAME").
-PRIVTMP_KEEP=$keep exec unshare "$ns" --propagation private -- sh -c '
+PRIVTMP_KEEP=$keep PRIVTMP_SIZE=${PRIVTMP_SIZE:-16m} exec unshare "$ns" --propagation private -- sh -c '
 	set -eu
 	cd /tmp
-	mount -t tmpfs -o mode=1777,size=16m privtmp /tmp
+	mount -t tmpfs -o "mode=1777,size=$PRIVTMP_SIZE" privtmp /tmp
 	for k in $PRIVTMP_KEEP; do
 		if [ -d "./$k" ]; then mkdir "/tmp/$k"; else : >"/tmp/$k"; fi
 		mount --no-canonicalize --bind "./$k" "/tmp/$k"
 	done
 	cd /
-	unset PRIVTMP_KEEP
+	unset PRIVTMP_KEEP PRIVTMP_SIZE
 	exec "$@"' privtmp "$@"

@@ -11,6 +11,7 @@
 # process left in it (daemons, per-connection children) is killed by the kernel.
 #
 #   realpam_available            0 if root and unshare works, else 1 (tests then skip)
+#   realpam_why_not              why not, in a few words (nothing when it works)
 #   realpam_setup DIR            scratch users alice, bob, carol, dave in DIR; exports REALPAM_*
 #   realpam_run DIR CMD...       CMD in the namespace, in the foreground; stdin/stdout pass through
 #   realpam_spawn DIR CMD...     CMD in the namespace, in the background; prints a pid whose
@@ -61,6 +62,25 @@ realpam_available() {
 	[ "$(id -u)" -eq 0 ] || return 1
 	command -v unshare >/dev/null 2>&1 || return 1
 	"${REALPAM_UNSHARE[@]}" sh -c 'mount --bind /etc/passwd /etc/passwd' >/dev/null 2>&1
+}
+
+realpam_why_not() {
+	local err
+	[ "$(id -u)" -eq 0 ] || { echo "not root"; return; }
+	command -v unshare >/dev/null 2>&1 || { echo "unshare is not installed (util-linux)"; return; }
+	unshare --mount --propagation unchanged true 2>/dev/null ||
+		{ echo "unshare --mount is not permitted (no CAP_SYS_ADMIN here, or a seccomp filter)"; return; }
+	if ! unshare --mount --propagation private true 2>/dev/null; then
+		if command -v mountpoint >/dev/null && ! mountpoint -q /; then
+			echo "/ is not a mount point (a chroot?), so its mounts cannot be made private"
+		else
+			echo "the mounts cannot be made private (unshare --propagation private fails)"
+		fi
+		return
+	fi
+	realpam_available && return
+	err=$("${REALPAM_UNSHARE[@]}" sh -c 'mount --bind /etc/passwd /etc/passwd' 2>&1 | head -n 1)
+	echo "a private PID namespace or a bind mount over /etc/passwd fails: ${err:-no message}"
 }
 
 realpam_password() {
