@@ -26,19 +26,22 @@ apt_inert_missing() {
 	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || printf '%s\n' "$p"
 	done
+	return 0
 }
 
 # The state that an installation may change, one item per line, sorted.
+# (Each returns 0: callers may run with set -e -o pipefail, as scripts/demo does.)
 apt_inert_units() {	# enabled systemd units
 	command -v systemctl >/dev/null || return 0
-	systemctl list-unit-files --state=enabled --no-legend --no-pager 2>/dev/null | awk '{ print $1 }' | sort -u
+	{ systemctl list-unit-files --state=enabled --no-legend --no-pager 2>/dev/null || :; } |
+		awk '{ print $1 }' | sort -u
 }
 apt_inert_rclinks() {	# System V start links: NAME
-	ls /etc/rc[2-5].d 2>/dev/null | sed -n 's/^S[0-9][0-9]//p' | sort -u
+	{ ls /etc/rc[2-5].d 2>/dev/null || :; } | sed -n 's/^S[0-9][0-9]//p' | sort -u
 }
 apt_inert_inetd() {	# active inetd.conf lines
 	[ -f /etc/inetd.conf ] || return 0
-	grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' /etc/inetd.conf | sort -u
+	{ grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' /etc/inetd.conf || :; } | sort -u
 }
 
 apt_inert_install() {
