@@ -332,9 +332,6 @@ check_login(const struct options *o, const char *user)
 		    ms_since(t0));
 		break;
 	case AUTH_FAILED:
-	case AUTH_ACCT_EXPIRED:
-	case AUTH_PASS_EXPIRED:
-	case AUTH_DENIED:
 		result("FAIL", "PAM: auth failed: user=<%s> reason=<%s>", uname, clean);
 		auth_account_free(&acct);
 		return;

@@ -12,6 +12,7 @@
 #include <stdnoreturn.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 
 #include "check.h"
 #include "conn.h"
+#include "launch.h"
 #include "pop3d-limits.h"
 #include "log.h"
 #include "proto.h"
@@ -227,7 +229,7 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
-			exit(MP_EXIT_OK);
+			exit(MP_EXIT_QUIT);
 		case 'V':
 			printf("maildir-pop3d %s\n", PACKAGE_VERSION);
 #ifdef HAVE_OPENSSL
@@ -270,20 +272,87 @@ parse_options(int argc, char **argv, struct options *o)
 #endif
 }
 
-static void
-greet_error(struct conn *c, const char *line)
+/* --preauth: the caller is the mailbox owner already; no login, so no
+ * pre-auth process: one process as that user does it all. */
+static int
+serve_preauth(const struct options *opt, struct conn *c, const struct proxy_net *nets, int nnets)
 {
-	struct lineio io;
+	static struct session s;
 
-	lineio_init(&io, c->rfd, c->wfd, LIMIT_GREET_ERROR_TIMEOUT);
-	lineio_puts(&io, line);
-	lineio_flush(&io);
+	if (nnets > 0) {
+		struct proxy_info pi;
+
+		if (c->peer_sa.ss_family == AF_UNSPEC ||
+		    !proxy_addr_trusted((struct sockaddr *)&c->peer_sa, nets, nnets)) {
+			/* Not from a trusted proxy: served as is; a PROXY
+			 * line is then refused by the dispatcher. */
+		} else if (proxy_read_header(c->rfd, opt->timeout * 1000, &pi) == -1) {
+			log_warn("PROXY header missing or malformed: rhost=<%s>", c->peer);
+			return MP_EXIT_ERROR;
+		} else if (!pi.local) {
+			conn_set_peer(c, (struct sockaddr *)&pi.src);
+		}
+	}
+
+	session_init(&s, opt, c->rfd, c->wfd);
+	snprintf(s.peer, sizeof(s.peer), "%s", c->peer);
+	s.peer_secure = c->secure;
+	s.is_socket = c->is_socket;
+
+#ifdef HAVE_OPENSSL
+	if (opt->tls != TLS_OFF) {
+		char err[512];
+
+		if (tls_init(opt->tls_cert, opt->tls_key, err, sizeof(err)) == -1) {
+			log_warnx("TLS configuration error: %s", err);
+			if (opt->tls == TLS_STARTTLS)
+				conn_say(c, "-ERR [SYS/PERM] TLS is misconfigured on this server.\r\n");
+			return MP_EXIT_CONFIG;
+		}
+		s.tls_ready = true;
+		if (opt->tls == TLS_IMPLICIT) {
+			struct tls_conn *t = tls_accept(c->rfd, opt->timeout * 1000, c->peer);
+
+			if (t == NULL)
+				return MP_EXIT_ERROR;
+			lineio_set_transport(&s.io, &tls_ops, t);
+			s.tls = t;
+			s.tls_active = true;
+		}
+	}
+#endif
+
+	{
+		struct passwd *pw = getpwuid(getuid());
+		struct reply r;
+
+		if (pw == NULL) {
+			log_warnx("preauth: uid %u has no passwd entry", (unsigned)getuid());
+			conn_say(c, "-ERR [SYS/PERM] No passwd entry for this user.\r\n");
+			return MP_EXIT_CONFIG;
+		}
+		umask(077);
+		log_sanitize(s.login_user, sizeof(s.login_user), pw->pw_name, strlen(pw->pw_name));
+		s.login_method = "preauth";
+		log_info("login: user=<%s> rhost=<%s> method=preauth tls=%s", s.login_user, s.peer,
+		    s.tls_active ? "yes" : "no");
+		memset(&r, 0, sizeof(r));
+		if (!session_enter_transaction(&s, pw->pw_name, pw->pw_dir, &r)) {
+			char line[256];
+
+			snprintf(line, sizeof(line), "-ERR%s%s%s %s\r\n", r.code ? " [" : "",
+			    r.code ? r.code : "", r.code ? "]" : "", r.text);
+			lineio_puts(&s.io, line);
+			lineio_flush(&s.io);
+			return s.exit_status != 0 ? s.exit_status : MP_EXIT_ERROR;
+		}
+	}
+	return session_run(&s);
 }
 
 int
 main(int argc, char **argv)
 {
-	static struct session s;
 	struct options opt;
 	struct conn c;
 	struct proxy_net nets[MAX_PROXY_NETS];
@@ -339,78 +408,11 @@ main(int argc, char **argv)
 		/* Refused before the greeting: no client gets as far as a password. */
 		if (!sandbox_available(why, sizeof(why))) {
 			log_warnx("sandbox: %s; --sandbox=require refuses to serve", why);
-			greet_error(&c, "-ERR [SYS/PERM] This server cannot confine its sessions.\r\n");
+			conn_say(&c, "-ERR [SYS/PERM] This server cannot confine its sessions.\r\n");
 			return MP_EXIT_CONFIG;
 		}
 	}
-
-	if (nnets > 0) {
-		struct proxy_info pi;
-
-		if (c.peer_sa.ss_family == AF_UNSPEC ||
-		    !proxy_addr_trusted((struct sockaddr *)&c.peer_sa, nets, nnets)) {
-			/* Not from a trusted proxy: served as is; a PROXY
-			 * line is then refused by the dispatcher. */
-		} else if (proxy_read_header(c.rfd, opt.timeout * 1000, &pi) == -1) {
-			log_warn("PROXY header missing or malformed: rhost=<%s>", c.peer);
-			return MP_EXIT_OK;
-		} else if (!pi.local) {
-			conn_set_peer(&c, (struct sockaddr *)&pi.src);
-		}
-	}
-
-	session_init(&s, &opt, c.rfd, c.wfd);
-	snprintf(s.peer, sizeof(s.peer), "%s", c.peer);
-	s.peer_secure = c.secure;
-	s.is_socket = c.is_socket;
-
-#ifdef HAVE_OPENSSL
-	if (opt.tls != TLS_OFF) {
-		char err[512];
-
-		if (tls_init(opt.tls_cert, opt.tls_key, err, sizeof(err)) == -1) {
-			log_warnx("TLS configuration error: %s", err);
-			if (opt.tls == TLS_STARTTLS)
-				greet_error(&c, "-ERR [SYS/PERM] TLS is misconfigured on this server.\r\n");
-			return MP_EXIT_CONFIG;
-		}
-		s.tls_ready = true;
-		if (opt.tls == TLS_IMPLICIT) {
-			struct tls_conn *t = tls_accept(c.rfd, opt.timeout * 1000, c.peer);
-
-			if (t == NULL)
-				return MP_EXIT_OK;
-			lineio_set_transport(&s.io, &tls_ops, t);
-			s.tls = t;
-			s.tls_active = true;
-		}
-	}
-#endif
-
-	if (opt.preauth) {
-		struct passwd *pw = getpwuid(getuid());
-		struct reply r;
-
-		if (pw == NULL) {
-			log_warnx("preauth: uid %u has no passwd entry", (unsigned)getuid());
-			greet_error(&c, "-ERR [SYS/PERM] No passwd entry for this user.\r\n");
-			return MP_EXIT_CONFIG;
-		}
-		umask(077);
-		log_sanitize(s.login_user, sizeof(s.login_user), pw->pw_name, strlen(pw->pw_name));
-		s.login_method = "preauth";
-		log_info("login: user=<%s> rhost=<%s> method=preauth tls=%s", s.login_user, s.peer,
-		    s.tls_active ? "yes" : "no");
-		memset(&r, 0, sizeof(r));
-		if (!session_enter_transaction(&s, pw->pw_name, pw->pw_dir, &r)) {
-			char line[256];
-
-			snprintf(line, sizeof(line), "-ERR%s%s%s %s\r\n", r.code ? " [" : "",
-			    r.code ? r.code : "", r.code ? "]" : "", r.text);
-			lineio_puts(&s.io, line);
-			lineio_flush(&s.io);
-			return s.exit_status;
-		}
-	}
-	return session_run(&s);
+	if (!opt.preauth)
+		return launch_separated(&opt, &c, nets, nnets);
+	return serve_preauth(&opt, &c, nets, nnets);
 }

@@ -98,6 +98,9 @@ need_ipv6() {
 		        os.dup2(b.fileno(), fd)
 		    os.environ["LISTEN_FDS"] = "1"
 		    os.environ["LISTEN_PID"] = str(os.getpid())	# env(1) execs in the same process
+		    # systemd names the peer of a socketpair-like connection through REMOTE_ADDR;
+		    # a unix socket alone is no proof of a local client.
+		    os.environ["REMOTE_ADDR"] = "127.0.0.1"
 		    os.execvp(cmd[0], cmd)
 		conn = "socket:[%d]" % os.fstat(b.fileno()).st_ino
 		b.close()
@@ -225,7 +228,9 @@ have_libsystemd() {
 	done
 	PORT=$(dp_free_port 127.0.0.1)
 	SPAWNED=$(REALPAM_LOG=$d/ssa.log realpam_spawn "$d" systemd-socket-activate -l "127.0.0.1:$PORT" -a --inetd \
-		-E "LD_PRELOAD=$MP_SYSLOG_SHIM" -E "MP_TEST_SYSLOG=$log" "$MAILDIR_POP3D")
+		-E "LD_PRELOAD=$MP_SYSLOG_SHIM" -E "MP_TEST_SYSLOG=$log" \
+		-E "MAILDIR_POP3D_PREAUTH_USER=$MAILDIR_POP3D_PREAUTH_USER" \
+		-E "MAILDIR_POP3D_PREAUTH_CHROOT=$MAILDIR_POP3D_PREAUTH_CHROOT" "$MAILDIR_POP3D")
 	dp_wait_listening "$PORT" "$SPAWNED"
 
 	run timeout 300 python3 "$BATS_TEST_DIRNAME/lib/pop3client.py" load 127.0.0.1 "$PORT" 100 \

@@ -18,9 +18,8 @@ setup() {
 	cwrap_add_user carol 'carol pw' 1003 other-service
 	printf 'toor:x:0:0:root alias:/root:/bin/sh\n' >>"$CWRAP_DIR/passwd"
 	printf 'toor:toor pw:maildir-pop3d\n' >>"$CWRAP_DIR/passdb"
-	# The pre-auth process's system user, and its empty root-owned chroot.
-	printf 'maildir-pop3d:x:990:990::/nonexistent:/usr/sbin/nologin\n' >>"$CWRAP_DIR/passwd"
-	printf 'maildir-pop3d:x:990:\n' >>"$CWRAP_DIR/group"
+	# The pre-auth process's system user (cwrap_setup adds it, uid $CWRAP_PREAUTH_UID), and
+	# an empty root-owned chroot of the test's own.
 	export MAILDIR_POP3D_PREAUTH_CHROOT=$BATS_TEST_TMPDIR/empty
 	mkdir -p "$MAILDIR_POP3D_PREAUTH_CHROOT"
 	chmod 555 "$MAILDIR_POP3D_PREAUTH_CHROOT"
@@ -95,7 +94,7 @@ need_tls() {
 	assert_line '  lock             yes'
 	assert_line '  tls              off'
 	assert_line "  ok    PAM service file $CWRAP_DIR/pam.d/maildir-pop3d"
-	assert_line --regexp '^  ok    pre-auth user maildir-pop3d \(uid 990, gid 990\)$'
+	assert_line "  ok    pre-auth user maildir-pop3d (uid $CWRAP_PREAUTH_UID, gid $CWRAP_PREAUTH_UID)"
 	refute_output --partial 'FAIL'
 	assert_line --index $((${#lines[@]} - 1)) 'result: configuration ok'
 }

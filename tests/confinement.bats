@@ -62,7 +62,9 @@ realpam_start() {
 	printf 'Subject: for alice\n\nalice one\n' >"$REALPAM_ALICE_HOME/Maildir/new/1000000001.M1P1.rp"
 	chown -R "$REALPAM_ALICE_UID:$REALPAM_ALICE_GID" "$REALPAM_ALICE_HOME"
 	local san=() v
-	for v in UBSAN_OPTIONS MAILDIR_POP3D_TLS_MODULE; do
+	# realpam_setup's pre-auth user and chroot (the privilege-separated daemon needs them).
+	for v in UBSAN_OPTIONS MAILDIR_POP3D_TLS_MODULE MAILDIR_POP3D_PREAUTH_USER \
+		MAILDIR_POP3D_PREAUTH_CHROOT; do
 		if [[ -n ${!v:-} ]]; then san+=("$v=${!v}"); fi
 	done
 	san+=("ASAN_OPTIONS=$(asan_options)")

@@ -124,7 +124,8 @@ popctl_step() {
 	done >"$MP_T/script"
 	run popctl_trim <"$MP_T/script"
 	for ((k = 0; k <= ${#cmds[@]}; k++)); do
-		assert_line "A$k! exit 0"
+		# 2: the client left without QUIT.
+		assert_line "A$k! exit 2"
 		assert_line "B$k< +OK maildir-pop3d ready."
 		assert_line "B$k< +OK maildir-pop3d signing off (0 messages deleted)"
 		cmp -s "$MP_T/sum.before" "$MP_T/sum.$k" ||
@@ -141,7 +142,8 @@ popctl_step() {
 	MP_ARGS=(--lock)
 	for tail in '' 'QUIT' 'QUIT\r' 'QU' 'QUIT ' 'DELE 6'; do
 		send_raw "$all$tail"
-		[ "$status" -eq 0 ]
+		# 2: the client left without QUIT.
+		[ "$status" -eq 2 ]
 		assert_line --partial '+OK message 5 deleted'
 		refute_output --partial 'signing off'
 		[[ $(snap) == "$before" ]] || fail "Maildir changed after input ending in '$tail'"
@@ -457,12 +459,12 @@ deliver_five() {
 	assert_output - <<-'EOF'
 	A< +OK maildir-pop3d ready.
 	B< -ERR [IN-USE] Maildrop is in use by another session.
-	B! exit 0
+	B! exit 1
 	A< +OK message 1 deleted
 	A< +OK maildir-pop3d signing off (1 messages deleted)
 	C< +OK maildir-pop3d ready.
 	D< -ERR [IN-USE] Maildrop is in use by another session.
-	C! exit 0
+	C! exit 2
 	E< +OK maildir-pop3d ready.
 	E< +OK message 2 deleted
 	E! killed
@@ -512,7 +514,7 @@ deliver_five() {
 	A| .
 	A< +OK message 2 deleted
 	A< -ERR Autologout: idle for too long.
-	A! exit 0
+	A! exit 3
 	EOF
 	[[ $(snap) == "$before" ]]
 }

@@ -161,6 +161,42 @@ assert_no_session() {	# the connection was closed without a greeting; no login
 	assert_logged_in 127.0.0.1
 }
 
+# wait_log REGEX: until a line of the log matches (10 s at most).
+wait_log() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		grep -Eq -- "$1" "$SYSLOG" && return 0
+		sleep 0.05
+	done
+	fail "no log line matches $1: $(cat "$SYSLOG")"
+}
+
+@test "a trusted proxy's health check (connect, greeting, close) logs nothing at info level" {
+	# Issue 15's load balancers check every few seconds: before, each check left an info
+	# line "disconnect: ... end=eof" in mail.log.
+	start 127.0.0.1 --proxy-from=127.0.0.1
+	run raw "send:$V2_LOCAL" line
+	assert_line --index 0 '< +OK maildir-pop3d ready.'
+	run raw 'send:PROXY TCP4 192.0.2.7 127.0.0.1 4711 110\r\n' line
+	assert_line --index 0 '< +OK maildir-pop3d ready.'
+	wait_log ': debug: disconnect: rhost=<192\.0\.2\.7> end=eof$'
+	wait_log ': debug: disconnect: rhost=<127\.0\.0\.1> end=eof$'
+	run grep -F ': info: ' "$SYSLOG"
+	assert_failure
+}
+
+@test "a client that closes early is logged at info level, behind a proxy after a command too" {
+	start 127.0.0.1
+	run raw line
+	assert_line --index 0 '< +OK maildir-pop3d ready.'
+	wait_log ': info: disconnect: rhost=<127\.0\.0\.1> end=eof$'
+	: >"$SYSLOG"
+	start 127.0.0.1 --proxy-from=127.0.0.1
+	run raw 'send:PROXY TCP4 192.0.2.7 127.0.0.1 4711 110\r\n' line 'send:CAPA\r\n' line
+	assert_line --index 0 '< +OK maildir-pop3d ready.'
+	wait_log ': info: disconnect: rhost=<192\.0\.2\.7> end=eof$'
+}
+
 @test "the greeting comes only after the header" {
 	start 127.0.0.1 --proxy-from=127.0.0.1
 	run raw silent:0.5 'send:PROXY TCP4 ' silent:0.3 'send:192.0.2.7 127.0.0.1 4711 110\r\n' line "${LOGIN[@]}"

@@ -185,16 +185,20 @@ not_logged() {
 
 # session_exits CODE: the launcher reaped a session that exited with CODE, and that session
 # is the one that logged the last line of the log (waits at most 10 s).
+# The line may come from the launcher's process or from its pre-auth child (pid + 1 or
+# later): the launcher's process is the newest child the launcher reaped at or below it.
 session_exits() {
-	local code=$1 pid i
+	local code=$1 pid i child
 	pid=$(tail -n 1 "$SYSLOG" | sed -n 's/^[^]]*maildir-pop3d\[\([0-9]*\)\].*/\1/p')
 	[[ -n $pid ]] || fail "no session pid in the log: $(cat "$SYSLOG")"
 	for ((i = 0; i < 200; i++)); do
-		grep -q "^Child $pid died with code " "$LAUNCHER_ERR" && break
+		child=$(sed -n 's/^Child \([0-9]*\) died with code .*/\1/p' "$LAUNCHER_ERR" |
+			awk -v p="$pid" '$1 <= p && $1 > p - 1000 && $1 > best { best = $1 } END { if (best) print best }')
+		[[ -n $child ]] && break
 		sleep 0.05
 	done
-	run grep "^Child $pid died with code " "$LAUNCHER_ERR"
-	assert_output "Child $pid died with code $code"
+	run grep "^Child $child died with code " "$LAUNCHER_ERR"
+	assert_output "Child $child died with code $code"
 }
 
 # sha256 of a PEM certificate's DER form, as tlsclient.py prints it.
@@ -214,7 +218,8 @@ retr_expected() {
 direct() {
 	local out=$1
 	shift
-	run "${PREFIX[@]}" python3 - "$out" "${CW_ENV[@]}" "$MAILDIR_POP3D" "$@" <<-'PY'
+	# A launcher that hands over a socketpair names the client (REMOTE_ADDR): loopback here.
+	run "${PREFIX[@]}" python3 - "$out" "${CW_ENV[@]}" REMOTE_ADDR=127.0.0.1 "$MAILDIR_POP3D" "$@" <<-'PY'
 		import socket, subprocess, sys
 		mine, theirs = socket.socketpair()
 		p = subprocess.Popen(sys.argv[2:], stdin=theirs, stdout=theirs)
@@ -533,7 +538,7 @@ poplib() {
 	tc s STLS '@raw CAPA\r\n' @tls
 	assert_equal "$status" 3
 	wait_logged 'warning: TLS handshake failed: rhost=<127\.0\.0\.1> reason=<[^>]+>$'
-	session_exits 0
+	session_exits 1
 	not_logged 'login:'
 }
 
@@ -713,7 +718,7 @@ BAD_CONFIGS=(
 	exec 5<>"/dev/tcp/127.0.0.1/$PORT"
 	exec 5>&-
 	wait_logged '^facility=mail maildir-pop3d\[[0-9]+\]: warning: TLS handshake failed: rhost=<127\.0\.0\.1> reason=<connection closed by peer>$'
-	session_exits 0
+	session_exits 1
 }
 
 @test "a client that closes after the STLS answer without a handshake is logged; the session exits" {
@@ -725,7 +730,7 @@ BAD_CONFIGS=(
 	assert_equal "$line" $'+OK Begin TLS negotiation.\r'
 	exec 5>&-
 	wait_logged 'warning: TLS handshake failed: rhost=<127\.0\.0\.1> reason=<connection closed by peer>$'
-	session_exits 0
+	session_exits 1
 }
 
 @test "garbage instead of a ClientHello (--tls=implicit) is logged as a failed handshake; the session exits" {
@@ -735,7 +740,7 @@ BAD_CONFIGS=(
 	cat <&5 >/dev/null 2>&1 || true	# an alert, then the close
 	exec 5>&-
 	wait_logged 'warning: TLS handshake failed: rhost=<127\.0\.0\.1> reason=<[^>]+>$'
-	session_exits 0
+	session_exits 1
 	not_logged 'login:'
 }
 
@@ -743,7 +748,7 @@ BAD_CONFIGS=(
 	serve_tls --tls=implicit --timeout=1
 	exec 5<>"/dev/tcp/127.0.0.1/$PORT"
 	wait_logged 'warning: TLS handshake failed: rhost=<127\.0\.0\.1> reason=<timeout>$'
-	session_exits 0
+	session_exits 1
 	exec 5>&-
 }
 
@@ -757,7 +762,7 @@ BAD_CONFIGS=(
 mapped_session() {
 	local opts=()
 	[[ $1 == tls ]] && opts=(--tls-cert="$CERTS/ec.pem" --tls-key="$CERTS/ec.key")
-	run python3 - "$1" "$CERTS/ca.pem" "${CW_ENV[@]}" "$MAILDIR_POP3D" "${opts[@]}" <<-'PY'
+	run python3 - "$1" "$CERTS/ca.pem" "${CW_ENV[@]}" REMOTE_ADDR=127.0.0.1 "$MAILDIR_POP3D" "${opts[@]}" <<-'PY'
 		import os, re, socket, ssl, sys
 		mode, ca, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
 		a, b = socket.socketpair()
@@ -789,13 +794,16 @@ mapped_session() {
 		        break
 		    capa.append(l.decode().strip())
 		print("stls offered:", "STLS" in capa)
-		try:
-		    maps = open(f"/proc/{pid}/maps").read()
-		    names = {os.path.basename(l.split()[-1]) for l in maps.splitlines() if "/" in l}
-		    for lib in ("libssl.so", "libcrypto.so", "tls.so"):
-		        print(f"{lib} mapped:", any(n == lib or n.startswith(lib + ".") for n in names))
-		except PermissionError:
-		    print("maps: unreadable")
+		# The launcher's process (root, then the session) and its pre-auth child.
+		kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+		for who, p in (("session", pid), ("preauth", int(kids[0]) if kids else -1)):
+		    try:
+		        maps = open(f"/proc/{p}/maps").read()
+		        names = {os.path.basename(l.split()[-1]) for l in maps.splitlines() if "/" in l}
+		        for lib in ("libssl.so", "libcrypto.so", "tls.so"):
+		            print(f"{who} {lib} mapped:", any(n == lib or n.startswith(lib + ".") for n in names))
+		    except (PermissionError, FileNotFoundError):
+		        print("maps: unreadable")
 		if mode == "tls":
 		    print("stls", ask("STLS").decode().strip())
 		    ctx = ssl.create_default_context(cafile=ca)
@@ -809,7 +817,7 @@ mapped_session() {
 	PY
 }
 
-@test "a session without --tls-cert maps neither libssl, libcrypto nor the TLS module; with --tls-cert it maps them and STLS works" {
+@test "the session process never maps libssl, libcrypto or the TLS module; only the pre-auth process does, and only with --tls-cert" {
 	mapped_session plain
 	assert_success
 	assert_line 'greeting +OK maildir-pop3d ready.'
@@ -828,17 +836,20 @@ mapped_session() {
 	assert_line 'pass +OK'
 	assert_line 'stat +OK'
 	assert_line 'status 0'
-	wait_logged 'login: user=<alice> rhost=<local> method=USER tls=yes$'
+	wait_logged 'login: user=<alice> rhost=<127\.0\.0\.1> method=USER tls=yes$'
 
 	[[ ${plain[*]} != *'maps: unreadable'* && $output != *'maps: unreadable'* ]] ||
-		skip "only root can read a non-dumpable session's /proc/PID/maps (CI runs as root)"
-	assert_line 'libssl.so mapped: True'
-	assert_line 'libcrypto.so mapped: True'
-	assert_line 'tls.so mapped: True'
+		skip "only root can read a non-dumpable process's /proc/PID/maps (CI runs as root)"
+	local lib
+	for lib in libssl.so libcrypto.so tls.so; do
+		assert_line "preauth $lib mapped: True"
+		assert_line "session $lib mapped: False"
+	done
 	lines=("${plain[@]}")
-	assert_line 'libssl.so mapped: False'
-	assert_line 'libcrypto.so mapped: False'
-	assert_line 'tls.so mapped: False'
+	for lib in libssl.so libcrypto.so tls.so; do
+		assert_line "preauth $lib mapped: False"
+		assert_line "session $lib mapped: False"
+	done
 }
 
 # Each: a MAILDIR_POP3D_TLS_MODULE value (%T% is the test's temp dir, %CERTS% the

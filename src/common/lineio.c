@@ -1,4 +1,4 @@
-/* Bounded line reader and buffered writer on the client connection, with poll() timeouts; runs as root before login and as the user after. */
+/* Bounded line reader and buffered writer on the client connection, with poll() timeouts; runs in the pre-auth process before login and as the mailbox owner after (root only writes one configuration-error line with it). */
 #include "config.h"
 
 #include <errno.h>
@@ -188,6 +188,16 @@ lineio_discard_input(struct lineio *l)
 {
 	l->in_start = l->in_len = 0;
 	l->skipping = false;
+}
+
+void
+lineio_preload(struct lineio *l, const char *in, size_t len)
+{
+	if (len > sizeof(l->in))
+		len = sizeof(l->in);
+	memcpy(l->in, in, len);
+	l->in_start = 0;
+	l->in_len = len;
 }
 
 size_t

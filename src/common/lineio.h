@@ -1,4 +1,4 @@
-/* Bounded line reader and buffered writer on the client connection; runs as root before login and as the user after. */
+/* Bounded line reader and buffered writer on the client connection; runs in the pre-auth process before login and as the mailbox owner after. */
 #ifndef MP_LINEIO_H
 #define MP_LINEIO_H
 
@@ -59,6 +59,10 @@ enum lineio_status lineio_read_line(struct lineio *, size_t limit, char **line_r
 /* Drops every buffered input octet (STLS: plaintext after the command must
  * never be read as if it came through TLS). */
 void	lineio_discard_input(struct lineio *);
+
+/* Puts in[0..len) into the empty input buffer, as if read (the hand-over of
+ * what the pre-auth process had read past the login command). */
+void	lineio_preload(struct lineio *, const char *in, size_t len);
 
 /* Octets buffered but not yet consumed; for the STLS injection check. */
 size_t	lineio_input_buffered(const struct lineio *);

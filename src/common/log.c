@@ -1,4 +1,4 @@
-/* syslog(3) on LOG_MAIL with a small vocabulary; runs in both the root and the user part. */
+/* syslog(3) on LOG_MAIL with a small vocabulary; runs in every process: root, pre-auth and the session. */
 #include "config.h"
 
 #include <errno.h>
@@ -37,6 +37,16 @@ log_info(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	vlog(LOG_INFO, fmt, ap, 0);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_DEBUG, fmt, ap, 0);
 	va_end(ap);
 }
 

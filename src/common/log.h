@@ -1,4 +1,4 @@
-/* Logging to syslog (LOG_MAIL) with sanitised fields; used by both the root and the user part. */
+/* Logging to syslog (LOG_MAIL) with sanitised fields; used by every process: root, pre-auth and the session. */
 #ifndef MP_LOG_H
 #define MP_LOG_H
 
@@ -7,6 +7,7 @@
 
 void	log_init(const char *ident);
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));	/* appends strerror(errno) */
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 noreturn void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));	/* exit MP_EXIT_TEMPFAIL */

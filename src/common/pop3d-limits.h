@@ -58,6 +58,24 @@
  * alike in time (microseconds). */
 #define LIMIT_AUTH_FAIL_DELAY_US	2000000
 
+/* AUTHORIZATION ends this long after the connection at the latest, or after
+ * LIMIT_LOGIN_PHASE_TIMEOUTS idle timeouts when that is sooner: a login takes
+ * seconds, and a client that keeps one alive with CAPA must not hold a process
+ * and a launcher slot forever.  Never shorter than RFC 1939's 10 minutes at
+ * the default timeout. */
+#define LIMIT_LOGIN_PHASE_S		900
+#define LIMIT_LOGIN_PHASE_TIMEOUTS	2
+
+/* Root gives the pre-auth child this long past the login deadline (and past
+ * its last answer when the failure budget is spent) before it kills it. */
+#define LIMIT_PREAUTH_GRACE_MS		2000
+
+/* The pre-auth child's rlimits: descriptors for the client, the records,
+ * the relay, syslog and what OpenSSL keeps; no files written, no processes
+ * started; an address space that holds OpenSSL and our fixed buffers. */
+#define LIMIT_PREAUTH_NOFILE		16
+#define LIMIT_PREAUTH_AS		(256UL * 1024 * 1024)
+
 /* Longest user name we pass to PAM; longer ones fail like a wrong password. */
 #define LIMIT_USER_NAME		255
 
@@ -138,13 +156,20 @@
 #define LIMIT_CERT_WARN_DAYS	30
 
 /*
- * Exit statuses (sysexits(3) values; maildir-pop3d(8), EXIT STATUS).  The
- * launcher (systemd, inetd) only logs them, but they tell an administrator
- * a configuration error from a client's.
+ * Exit statuses (maildir-pop3d(8), EXIT STATUS).  The launcher (systemd,
+ * inetd) only logs them, but they tell an administrator how sessions end:
+ * a configuration error from a client's, a client that left from one that
+ * was cut off.  Small numbers for how the client's session ended, sysexits(3)
+ * values for the server's own troubles.
  */
-#define MP_EXIT_OK		0	/* the session ended in order; --help, --version */
+#define MP_EXIT_OK		0	/* the session ended with QUIT; --help, --version */
+#define MP_EXIT_QUIT		MP_EXIT_OK
+#define MP_EXIT_ERROR		1	/* an I/O error, a failed TLS handshake, a protocol violation */
+#define MP_EXIT_GONE		2	/* the client closed the connection without QUIT */
+#define MP_EXIT_TIMEOUT		3	/* the idle timeout passed */
+#define MP_EXIT_LIMIT		4	/* failed logins, bad commands or the login deadline */
 #define MP_EXIT_USAGE		64	/* EX_USAGE: a bad option or option value */
-#define MP_EXIT_TEMPFAIL	75	/* EX_TEMPFAIL: I/O or the system failed (fatal()) */
+#define MP_EXIT_TEMPFAIL	75	/* EX_TEMPFAIL: the system failed (fatal()) */
 #define MP_EXIT_CONFIG		78	/* EX_CONFIG: a configuration error found at run time */
 #define MP_EXIT_CHECK_FAILED	1	/* --check: a check failed */
 

@@ -50,7 +50,6 @@ enum ps_result {
 	PS_TEMPFAIL,		/* -ERR [SYS/TEMP]: PAM or the system failed */
 	PS_NOT_ROOT,		/* not started as root and the account is another user's */
 	PS_HOME_TOO_LONG,	/* the account's home does not fit LIMIT_PATH */
-	PS_CLOSE,		/* a failure, and the budget is spent: answer, then end */
 };
 
 /* "192.0.2.7", "2001:db8::1", "local": at most an IPv6 address's 45 octets. */
@@ -69,6 +68,7 @@ struct ps_auth {
 struct ps_answer {
 	uint32_t	type;		/* PS_ANSWER */
 	uint32_t	result;		/* enum ps_result */
+	uint32_t	close;		/* 1: the failure budget is spent; answer, then end */
 };
 
 struct ps_handover {

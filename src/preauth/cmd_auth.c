@@ -1,4 +1,4 @@
-/* CAPA USER PASS AUTH APOP STLS QUIT: everything a client without a password reaches; runs as root, keep it small. */
+/* CAPA USER PASS AUTH APOP STLS QUIT: everything a client without a password reaches; runs in the pre-auth process as its unprivileged user. */
 #include "config.h"
 
 #include <ctype.h>
@@ -6,13 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "auth_pam.h"
-#include "deadline.h"
 #include "log.h"
-#include "privdrop.h"
+#include "preauth.h"
 #include "sasl.h"
 #include "session.h"
 #ifdef HAVE_OPENSSL
@@ -71,133 +68,46 @@ cmd_user(struct session *s, int argc, char **argv, struct reply *r)
 	reply_ok(r, "Send the password.");
 }
 
+/* The whole login, as far as this process goes: root checks the
+ * credentials, answers a failure only after the fixed delay, and counts.
+ * The caller wipes the password. */
 static void
-sleep_until(long long deadline_us)
+login(struct session *s, const char *user, const char *password, int method,
+    struct reply *r)
 {
-	long long left = deadline_us - deadline_now_us();
-	struct timespec ts;
+	bool close = false;
 
-	if (left <= 0)
+	s->have_user = false;
+	r->counted = true;
+	switch (preauth_ask(s, method, user, password, &close)) {
+	case PS_OK:
+		/* Root is the mailbox owner now and answers from here on. */
+		r->none = true;
+		s->state = ST_DONE;
+		s->end = END_HANDOVER;
 		return;
-	ts.tv_sec = (time_t)(left / 1000000);
-	ts.tv_nsec = (long)(left % 1000000) * 1000;
-	while (nanosleep(&ts, &ts) == -1)
-		;
-}
-
-/* The delay and the count of every failed login; LIMIT_AUTH_FAILURES ends the session. */
-static void
-auth_failed_quietly(struct session *s, long long started)
-{
-	sleep_until(started + LIMIT_AUTH_FAIL_DELAY_US);
-	if (++s->auth_failures >= LIMIT_AUTH_FAILURES) {
+	case PS_FAILED:
+		reply_err(r, "AUTH", "Authentication failed.");
+		break;
+	case PS_TEMPFAIL:
+		reply_err(r, "SYS/TEMP", "Authentication is unavailable; try again later.");
+		break;
+	case PS_NOT_ROOT:
+		reply_err(r, "SYS/PERM", "Not running as root: only the invoking user can be served.");
+		break;
+	case PS_HOME_TOO_LONG:
+		reply_err(r, "SYS/PERM", "Home directory path too long.");
+		break;
+	default:
+		reply_err(r, "SYS/TEMP", "Authentication is unavailable; try again later.");
+		s->state = ST_DONE;
+		s->end = END_ERROR;
+		return;
+	}
+	if (close || ++s->auth_failures >= LIMIT_AUTH_FAILURES) {
 		s->state = ST_DONE;
 		s->end = END_LIMIT;
 	}
-}
-
-static void
-auth_failed(struct session *s, const char *user, const char *reason, long long started,
-    struct reply *r)
-{
-	char clean[80];
-
-	log_sanitize(clean, sizeof(clean), user, strlen(user));
-	log_info("auth failed: user=<%s> rhost=<%s> reason=<%s>", clean, s->peer, reason);
-	auth_failed_quietly(s, started);
-	reply_err(r, "AUTH", "Authentication failed.");
-}
-
-/* The whole login: PAM, the privilege drop, the Maildir.  Called with the
- * credentials from USER/PASS or SASL; the caller wipes the password. */
-static void
-login(struct session *s, const char *user, const char *password, const char *method,
-    struct reply *r)
-{
-	char reason[128], clean[128];
-	long long started = deadline_now_us();
-	struct auth_account acct;
-	enum auth_result res;
-
-	s->have_user = false;
-	if (*user == '\0' || strlen(user) > LIMIT_USER_NAME) {
-		auth_failed(s, user, "bad user name", started, r);
-		return;
-	}
-	if (*password == '\0' || strlen(password) > LIMIT_PASSWORD) {
-		/* Debian's common-auth has nullok: an empty password must
-		 * never reach it. */
-		auth_failed(s, user, "empty or overlong password", started, r);
-		return;
-	}
-	/* A PAM stack slower than the idle timeout is cut off there. */
-	res = auth_check(s->opt->pam_service, user, password, s->peer, s->opt->timeout * 1000,
-	    &acct, reason, sizeof(reason));
-	log_sanitize(clean, sizeof(clean), reason, strlen(reason));
-	switch (res) {
-	case AUTH_OK:
-		break;
-	case AUTH_FAILED:
-		auth_failed(s, user, clean, started, r);
-		return;
-	case AUTH_ACCT_EXPIRED:
-	case AUTH_PASS_EXPIRED:
-	case AUTH_DENIED:
-		/* The password was right: saying why helps the user and
-		 * tells an attacker nothing new. */
-		auth_failed(s, user, clean, started, r);
-		reply_err(r, "AUTH", "%s", res == AUTH_ACCT_EXPIRED ? "Account expired." :
-		    res == AUTH_PASS_EXPIRED ? "Password expired; change it before logging in." :
-		    "Login not permitted for this account.");
-		return;
-	case AUTH_SYSERR:
-		log_sanitize(acct.name, sizeof(acct.name), user, strlen(user));
-		log_warnx("auth error: user=<%s> rhost=<%s> reason=<%s>", acct.name, s->peer, clean);
-		/* Same cost and the same count as a failure: a module that
-		 * errs for some names only must not become a fast oracle. */
-		auth_failed_quietly(s, started);
-		reply_err(r, "SYS/TEMP", "Authentication is unavailable; try again later.");
-		return;
-	}
-	if (!acct.found || acct.uid == 0) {
-		/* uid 0 is never served, and says so only in the log. */
-		auth_failed(s, acct.name, acct.found ? "uid 0 refused" : "no passwd entry", started, r);
-		goto out;
-	}
-	if (acct.home_too_long) {
-		log_sanitize(clean, sizeof(clean), acct.name, strlen(acct.name));
-		log_warnx("login refused: user=<%s> rhost=<%s> reason=<home directory path too long>",
-		    clean, s->peer);
-		reply_err(r, "SYS/PERM", "Home directory path too long.");
-		goto out;
-	}
-	switch (privdrop_to(&acct)) {
-	case PRIVDROP_OK:
-		break;
-	case PRIVDROP_ROOT_REFUSED:
-		auth_failed(s, acct.name, "uid 0 refused", started, r);
-		goto out;
-	case PRIVDROP_NOT_ROOT:
-		log_sanitize(clean, sizeof(clean), acct.name, strlen(acct.name));
-		log_warnx("login refused: user=<%s> rhost=<%s> reason=<not running as root>",
-		    clean, s->peer);
-		/* Counted and delayed like a failure: no session may ask
-		 * PAM about other accounts without limit. */
-		auth_failed_quietly(s, started);
-		reply_err(r, "SYS/PERM", "Not running as root: only the invoking user can be served.");
-		goto out;
-	}
-	log_sanitize(s->login_user, sizeof(s->login_user), acct.name, strlen(acct.name));
-	s->login_method = method;
-	log_info("login: user=<%s> rhost=<%s> method=%s tls=%s", s->login_user, s->peer,
-	    method, s->tls_active ? "yes" : "no");
-	if (!session_enter_transaction(s, acct.name, acct.home, r)) {
-		/* Privileges are gone: there is no going back to AUTH. */
-		s->state = ST_DONE;
-		s->end = END_ERROR;
-	}
-out:
-	auth_account_free(&acct);
 }
 
 void
@@ -212,7 +122,7 @@ cmd_pass(struct session *s, int argc, char **argv, struct reply *r)
 		reply_err(r, NULL, "Send USER first.");
 		goto out;
 	}
-	login(s, s->user, password, "USER", r);
+	login(s, s->user, password, PS_METHOD_USER, r);
 out:
 	explicit_bzero(password, strlen(password));
 }
@@ -222,11 +132,18 @@ out:
 static char *
 sasl_read(struct session *s, const char *challenge, struct reply *r)
 {
+	enum lineio_status st;
 	char *line;
 	size_t len;
 
 	lineio_printf(&s->io, "+ %s\r\n", challenge);
-	switch (lineio_read_line(&s->io, LIMIT_SASL_LINE, &line, &len)) {
+	st = session_read_line(s, &line, &len);
+	if (s->state == ST_DONE) {
+		/* The login deadline passed: answered already. */
+		r->none = true;
+		return NULL;
+	}
+	switch (st) {
 	case LINEIO_OK:
 		if (strcmp(line, "*") == 0) {
 			reply_err(r, NULL, "Authentication cancelled.");
@@ -274,7 +191,7 @@ auth_plain(struct session *s, char *ir, struct reply *r)
 		if (!sasl_plain_split(buf, len, &authcid, &passwd))
 			reply_err(r, NULL, "Malformed PLAIN response (or authorization identity differs).");
 		else
-			login(s, authcid, passwd, "PLAIN", r);
+			login(s, authcid, passwd, PS_METHOD_PLAIN, r);
 	}
 	explicit_bzero(ir, strlen(ir));
 	explicit_bzero(buf, sizeof(buf));
@@ -301,7 +218,7 @@ auth_login(struct session *s, char *ir, struct reply *r)
 		if (strlen(pass) != len)
 			reply_err(r, NULL, "Invalid password encoding.");
 		else
-			login(s, user, pass, "LOGIN", r);
+			login(s, user, pass, PS_METHOD_LOGIN, r);
 	}
 	explicit_bzero(line, strlen(line));
 	explicit_bzero(pass, sizeof(pass));

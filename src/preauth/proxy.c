@@ -1,4 +1,4 @@
-/* HAProxy PROXY protocol (v1 and v2) header parser and trusted-proxy address lists; runs as root before login and is pure: no I/O except proxy_read_header(). */
+/* HAProxy PROXY protocol (v1 and v2) header parser and trusted-proxy address lists; runs in the pre-auth process (root only matches the peer against --proxy-from) and is pure: no I/O except proxy_read_header(). */
 #include "config.h"
 
 #include <sys/socket.h>

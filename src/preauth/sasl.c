@@ -1,4 +1,4 @@
-/* Pure SASL helpers: strict base64 decoding and PLAIN message splitting; run as root before login on client input, so every length is checked. */
+/* Pure SASL helpers: strict base64 decoding and PLAIN message splitting; run in the unprivileged pre-auth process on client input, so every length is checked. */
 #include "config.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Pure SASL helpers: strict base64 and the PLAIN message (RFC 4616); run as root before login. */
+/* Pure SASL helpers: strict base64 and the PLAIN message (RFC 4616); run in the unprivileged pre-auth process. */
 #ifndef MP_SASL_H
 #define MP_SASL_H
 

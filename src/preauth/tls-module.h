@@ -1,4 +1,4 @@
-/* The one symbol the TLS module (tls.so, built from tls.c with OpenSSL) exports and the loader (tlsload.c) looks up: a table of the tls.h functions; used as root before login, the transport also as the user after. */
+/* The one symbol the TLS module (tls.so, built from tls.c with OpenSSL) exports and the loader (tlsload.c) looks up: a table of the tls.h functions; loaded and initialised in the pre-auth process before its change of ids (as root), used there unprivileged, never in the session. */
 #ifndef MP_TLS_MODULE_H
 #define MP_TLS_MODULE_H
 

@@ -1,4 +1,4 @@
-/* The TLS module (tls.so, the only code linked with OpenSSL; dlopen()ed by tlsload.c when TLS is configured): loads the certificate and key, does the handshake for STLS and implicit TLS, and carries lineio over TLS; runs as root before login (the handshake precedes authentication), the transport also as the user after. */
+/* The TLS module (tls.so, the only code linked with OpenSSL; dlopen()ed by tlsload.c when TLS is configured): loads the certificate and key, does the handshake for STLS and implicit TLS, and carries lineio over TLS; in the pre-auth process only: loaded and initialised (certificate and key) as root before its change of ids, the handshake and the relay unprivileged. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -180,6 +180,10 @@ tlsmod_init(const char *cert_file, const char *key_file, char *err, size_t errle
 		goto fail;
 	}
 	SSL_CTX_set_options(server_ctx, SSL_OP_NO_COMPRESSION |
+#ifdef SSL_OP_CLEANSE_PLAINTEXT
+	    /* Passwords typed over TLS do not linger in OpenSSL's buffers. */
+	    SSL_OP_CLEANSE_PLAINTEXT |
+#endif
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 	    SSL_OP_NO_TICKET
 #ifdef SSL_OP_IGNORE_UNEXPECTED_EOF

@@ -1,4 +1,4 @@
-/* TLS server side (STLS and implicit TLS): context, handshake and a lineio transport, implemented by the OpenSSL module (tls.c, tls.so) and reached through its loader (tlsload.c); runs as root before login, the transport also as the user after. */
+/* TLS server side (STLS and implicit TLS): context, handshake and a lineio transport, implemented by the OpenSSL module (tls.c, tls.so) and reached through its loader (tlsload.c); loaded and initialised in the pre-auth process before its change of ids (as root), the handshake and relay unprivileged; never in the session process. */
 #ifndef MP_TLS_H
 #define MP_TLS_H
 

@@ -1,4 +1,4 @@
-/* The tls.h interface in the executable: dlopen()s the OpenSSL module (tls.so) when TLS is configured and forwards every call to it, so that sessions without TLS never map libssl and libcrypto; runs as root before login, the transport also as the user after. */
+/* The tls.h interface in the executable: dlopen()s the OpenSSL module (tls.so) when TLS is configured and forwards every call to it, so that sessions without TLS never map libssl and libcrypto; in the pre-auth process only: loaded and initialised (certificate and key) as root before its change of ids, the handshake and the relay unprivileged. */
 #include "config.h"
 
 #include <dlfcn.h>

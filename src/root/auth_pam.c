@@ -1,4 +1,4 @@
-/* Password check through PAM (authenticate, acct_mgmt, setcred; never a session) in a child process that also looks the account up; runs as root before login. */
+/* Password check through PAM (authenticate, acct_mgmt, setcred; never a session) in a child process that also looks the account up; runs as root after the connection is accepted, in a child that holds no client socket. */
 #include "config.h"
 
 #include <sys/types.h>
@@ -16,14 +16,7 @@
 #include <stdnoreturn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#ifdef __has_include
-#if __has_include(<shadow.h>)
-#include <shadow.h>
-#define MP_HAVE_SHADOW 1
-#endif
-#endif
 
 #include "auth_pam.h"
 #include "deadline.h"
@@ -141,70 +134,22 @@ no_delay(int retval, unsigned usec, void *appdata)
 	(void)appdata;
 }
 
+/* PAM's verdict on the credentials and then on the account: every refusal
+ * is one answer to the client, so only "PAM itself failed" stands apart
+ * (PAM_AUTHINFO_UNAVAIL: a directory is down; PAM_SYSTEM_ERR, ...). */
 static enum auth_result
-classify_authenticate(int rc)
+classify(int rc)
 {
 	switch (rc) {
 	case PAM_SUCCESS:
 		return AUTH_OK;
-	case PAM_AUTH_ERR:
-	case PAM_USER_UNKNOWN:
-	case PAM_CRED_INSUFFICIENT:
-	case PAM_MAXTRIES:
-	case PAM_PERM_DENIED:
-	case PAM_CONV_ERR:
+	case PAM_AUTH_ERR: case PAM_USER_UNKNOWN: case PAM_CRED_INSUFFICIENT: case PAM_MAXTRIES:
+	case PAM_PERM_DENIED: case PAM_CONV_ERR: case PAM_ACCT_EXPIRED: case PAM_NEW_AUTHTOK_REQD:
+	case PAM_AUTHTOK_EXPIRED:
 		return AUTH_FAILED;
 	default:
-		/* PAM_AUTHINFO_UNAVAIL (directory down), PAM_SYSTEM_ERR,
-		 * PAM_BUF_ERR, PAM_SERVICE_ERR, PAM_ABORT, ... */
 		return AUTH_SYSERR;
 	}
-}
-
-static enum auth_result
-classify_acct(int rc)
-{
-	switch (rc) {
-	case PAM_SUCCESS:
-		return AUTH_OK;
-	case PAM_ACCT_EXPIRED:
-		return AUTH_ACCT_EXPIRED;
-	case PAM_NEW_AUTHTOK_REQD:
-	case PAM_AUTHTOK_EXPIRED:
-		return AUTH_PASS_EXPIRED;
-	case PAM_PERM_DENIED:
-	case PAM_USER_UNKNOWN:
-	case PAM_AUTH_ERR:
-		return AUTH_DENIED;
-	default:
-		return AUTH_SYSERR;
-	}
-}
-
-/* Debian's common-account turns pam_unix's PAM_ACCT_EXPIRED into pam_deny's
- * PAM_AUTH_ERR, so an account refused after the right password is looked up
- * in the shadow file (readable only as root), as pam_unix itself does, to
- * tell the user why.  Only reached after a correct password. */
-static bool
-shadow_expired(const char *user)
-{
-#ifdef MP_HAVE_SHADOW
-	const struct spwd *sp = getspnam(user);
-	long today = (long)(time(NULL) / 86400);
-
-	if (sp == NULL)
-		return false;
-	if (sp->sp_expire != -1 && today >= sp->sp_expire)
-		return true;
-	/* Password expired and past its inactivity period: pam_unix calls
-	 * this an expired account too. */
-	if (sp->sp_lstchg > 0 && sp->sp_max != -1 && sp->sp_inact != -1 &&
-	    today - sp->sp_lstchg > sp->sp_max + sp->sp_inact)
-		return true;
-#else
-	(void)user;
-#endif
-	return false;
 }
 
 /* The PAM conversation proper; in the child.  On AUTH_OK the name PAM left
@@ -241,19 +186,8 @@ pam_check(const char *service, const char *user, const char *password,
 		goto out;
 	}
 	rc = P.authenticate(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
-	res = classify_authenticate(rc);
-	if (res != AUTH_OK) {
-		snprintf(reason_r, reason_size, "%s", P.strerror(pamh, rc));
-		goto out;
-	}
-	rc = P.acct_mgmt(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
-	res = classify_acct(rc);
-	if (res == AUTH_DENIED && P.get_item(pamh, PAM_USER, &item) == PAM_SUCCESS &&
-	    item != NULL && shadow_expired(item)) {
-		res = AUTH_ACCT_EXPIRED;
-		snprintf(reason_r, reason_size, "%s", P.strerror(pamh, PAM_ACCT_EXPIRED));
-		goto out;
-	}
+	if ((res = classify(rc)) == AUTH_OK)
+		res = classify(rc = P.acct_mgmt(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK));
 	if (res != AUTH_OK) {
 		snprintf(reason_r, reason_size, "%s", P.strerror(pamh, rc));
 		goto out;
@@ -295,31 +229,26 @@ static gid_t *
 account_groups(const char *name, gid_t gid, int *n_r)
 {
 	long max = sysconf(_SC_NGROUPS_MAX);
-	gid_t *g = NULL, *ng;
-	int n = 64, want;
+	gid_t *g;
 
 	if (max <= 0 || max > LIMIT_GROUPS)
 		max = LIMIT_GROUPS;
-	for (;;) {
-		if ((ng = realloc(g, (size_t)n * sizeof(*g))) == NULL) {
-			free(g);
-			return NULL;
+	*n_r = (int)max;
+	if ((g = calloc((size_t)max, sizeof(*g))) != NULL && getgrouplist(name, gid, g, n_r) == -1)
+		*n_r = (int)max;
+	return g;
+}
+
+static int private_fds[4] = { -1, -1, -1, -1 };
+
+void
+auth_close_in_child(int fd)
+{
+	for (size_t i = 0; i < sizeof(private_fds) / sizeof(private_fds[0]); i++)
+		if (private_fds[i] == -1 || private_fds[i] == fd) {
+			private_fds[i] = fd;
+			return;
 		}
-		g = ng;
-		want = n;
-		if (getgrouplist(name, gid, g, &want) != -1 && want >= 0 && want <= n) {
-			*n_r = want;
-			return g;
-		}
-		if (n >= max) {
-			*n_r = n;
-			return g;
-		}
-		/* glibc says how many there are; the BSDs do not. */
-		if (want <= n)
-			want = n * 2;
-		n = want > max ? (int)max : want;
-	}
 }
 
 static noreturn void
@@ -332,6 +261,9 @@ child_main(int fd, const char *service, const char *user, char *password, const 
 
 	/* Whatever a PAM module prints (pam_exec's programs) must not reach
 	 * the client: the connection is fd 0 and fd 1. */
+	for (size_t i = 0; i < sizeof(private_fds) / sizeof(private_fds[0]); i++)
+		if (private_fds[i] > 2)
+			close(private_fds[i]);
 	if ((null = open("/dev/null", O_RDWR)) != -1) {
 		dup2(null, 0);
 		dup2(null, 1);

@@ -1,4 +1,4 @@
-/* Password check through PAM in a short-lived child process, and what the login learns about the account; runs as root before login. */
+/* Password check through PAM in a short-lived child process, and what the login learns about the account; runs as root after the connection is accepted. */
 #ifndef MP_AUTH_PAM_H
 #define MP_AUTH_PAM_H
 
@@ -11,10 +11,7 @@
 
 enum auth_result {
 	AUTH_OK,
-	AUTH_FAILED,		/* wrong password, unknown user: one answer for both */
-	AUTH_ACCT_EXPIRED,	/* right password, account expired */
-	AUTH_PASS_EXPIRED,	/* right password, password must be changed */
-	AUTH_DENIED,		/* right password, account not allowed here */
+	AUTH_FAILED,		/* wrong password, unknown user, or the account phase said no */
 	AUTH_SYSERR,		/* PAM or the system failed, not the credentials */
 };
 
@@ -43,6 +40,10 @@ struct auth_account {
 enum auth_result auth_check(const char *service, const char *user, const char *password,
     const char *rhost, int timeout_ms, struct auth_account *acct,
     char *reason_r, size_t reason_size);
+
+/* Registers a descriptor the PAM child closes first (the client's socket,
+ * the records): PAM modules run code nobody reviewed here.  -1 is ignored. */
+void	auth_close_in_child(int fd);
 
 /* Inline, so the fuzz stubs that stand in for auth_pam.o share it. */
 static inline void

@@ -1,4 +1,4 @@
-/* Finds the client connection (fd 0/1, fd 3 via sd_listen_fds, a pipe), refuses a listening socket, and names the peer; runs as root before login. */
+/* Finds the client connection (fd 0/1, fd 3 via sd_listen_fds, a pipe), refuses a listening socket, and names the peer; runs as root after the connection is accepted, reading no client byte. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -19,6 +19,7 @@
 #endif
 
 #include "conn.h"
+#include "lineio.h"
 
 void
 conn_format_addr(const struct sockaddr *sa, char *out, size_t outsize, bool *loopback_r)
@@ -192,15 +193,16 @@ conn_detect(struct conn *c)
 	c->secure = true;
 	c->peer_sa.ss_family = AF_UNSPEC;
 	if (c->is_socket && getpeername(c->rfd, (struct sockaddr *)&ss, &len) == 0 &&
-	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6 || ss.ss_family == AF_UNIX)) {
-		if (ss.ss_family == AF_UNIX) {
-			c->peer_sa.ss_family = AF_UNIX;
-		} else {
-			conn_set_peer(c, (struct sockaddr *)&ss);
-		}
-	} else if (!peer_from_env(c) && !c->is_socket) {
-		/* a pipe or a tty: the other end is on this machine */
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+		conn_set_peer(c, (struct sockaddr *)&ss);
+	} else if (!peer_from_env(c) && c->is_socket) {
+		/* A unix socket is no proof of a local client: socat's EXEC
+		 * and stunnel's exec mode hand over a socketpair.  Without
+		 * the launcher's word the client is unknown, so remote. */
+		snprintf(c->peer, sizeof(c->peer), "unknown");
+		c->secure = false;
 	}
+	/* else a pipe or a tty: the other end is on this machine */
 	if (c->is_socket) {
 		int one = 1;
 
@@ -213,4 +215,14 @@ conn_detect(struct conn *c)
 			fcntl(c->wfd, F_SETFL, fcntl(c->wfd, F_GETFL) | O_NONBLOCK);
 	}
 	return CONN_OK;
+}
+
+void
+conn_say(const struct conn *c, const char *line)
+{
+	struct lineio io;
+
+	lineio_init(&io, c->rfd, c->wfd, LIMIT_GREET_ERROR_TIMEOUT);
+	lineio_puts(&io, line);
+	lineio_flush(&io);
 }

@@ -1,4 +1,4 @@
-/* How the connection arrived (fd 0/1, fd 3 from systemd, a pipe or tty) and who is at the other end; runs as root before login. */
+/* How the connection arrived (fd 0/1, fd 3 from systemd, a pipe or tty) and who is at the other end; runs as root after the connection is accepted. */
 #ifndef MP_CONN_H
 #define MP_CONN_H
 
@@ -31,6 +31,9 @@ void	conn_format_addr(const struct sockaddr *, char *out, size_t outsize, bool *
 
 /* Whether fd is a socket (not a pipe, a tty or a file). */
 bool	conn_fd_is_socket(int fd);
+/* Writes one line (a configuration error's -ERR) to the client; reads nothing. */
+void	conn_say(const struct conn *, const char *line);
+
 /* Sets the peer from a PROXY header's source address. */
 void	conn_set_peer(struct conn *, const struct sockaddr *);
 

@@ -1,4 +1,4 @@
-/* One POP3 session: the command table, the dispatcher that alone writes status lines, the read loop, and the logout summary; runs as root until login, then as the user. */
+/* One POP3 session: the command table, the dispatcher that alone writes status lines, the read loop, and the logout summary; runs in the pre-auth process before login (AUTHORIZATION), then as the mailbox owner. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "proto.h"
 #include "session.h"
@@ -225,6 +226,8 @@ session_msn(struct session *s, const char *arg, uint32_t *idx_r, struct reply *r
 static void
 send_reply(struct session *s, struct reply *r)
 {
+	if (r->none)
+		return;
 	if (r->ok)
 		lineio_printf(&s->io, "+OK%s%s\r\n", r->text[0] ? " " : "", r->text);
 	else if (r->code)
@@ -259,6 +262,7 @@ dispatch(struct session *s, char *line, size_t len)
 	int argc;
 
 	memset(&r, 0, sizeof(r));
+	s->commands++;
 	if (strlen(line) != len) {
 		reply_err(&r, NULL, "Command contains a NUL octet.");
 		bad_command(s, &r);
@@ -314,6 +318,9 @@ dispatch(struct session *s, char *line, size_t len)
 		}
 	}
 	c->fn(s, argc, argv, &r);
+	/* Before login every error counts, whatever its kind. */
+	if (!r.ok && !r.none && !r.counted && s->state == ST_AUTH)
+		bad_command(s, &r);
 out:
 	send_reply(s, &r);
 }
@@ -337,7 +344,12 @@ log_logout(struct session *s)
 	uint64_t left_octets = 0;
 
 	if (s->state == ST_AUTH || s->login_method == NULL) {
-		log_info("disconnect: rhost=<%s> end=%s", s->peer, end_name(s->end));
+		/* A trusted proxy's health check: connected, heard the
+		 * greeting, left. */
+		if (s->quiet_eof && s->end == END_EOF && s->commands == 0)
+			log_debug("disconnect: rhost=<%s> end=%s", s->peer, end_name(s->end));
+		else
+			log_info("disconnect: rhost=<%s> end=%s", s->peer, end_name(s->end));
 		return;
 	}
 	for (i = 0; i < s->md.count; i++) {
@@ -355,6 +367,41 @@ log_logout(struct session *s)
 	    left, left_octets, end_name(s->end));
 }
 
+enum lineio_status
+session_read_line(struct session *s, char **line_r, size_t *len_r)
+{
+	long long left;
+	enum lineio_status st;
+
+	s->io.timeout_ms = s->opt->timeout * 1000;
+	if (s->state == ST_AUTH && s->login_deadline != 0) {
+		left = s->login_deadline - deadline_now_ms();
+		if (left < s->io.timeout_ms)
+			s->io.timeout_ms = left > 0 ? (int)left : 0;
+	}
+	st = lineio_read_line(&s->io, LIMIT_SASL_LINE, line_r, len_r);
+	if (st == LINEIO_TIMEOUT && s->state == ST_AUTH && s->login_deadline != 0 &&
+	    deadline_now_ms() >= s->login_deadline) {
+		lineio_puts(&s->io, "-ERR Login took too long, closing connection.\r\n");
+		log_info("login deadline passed: rhost=<%s>", s->peer);
+		s->end = END_LIMIT;
+		s->state = ST_DONE;
+	}
+	return st;
+}
+
+static int
+end_status(enum session_end e)
+{
+	switch (e) {
+	case END_QUIT: case END_HANDOVER: return MP_EXIT_QUIT;
+	case END_EOF: return MP_EXIT_GONE;
+	case END_TIMEOUT: return MP_EXIT_TIMEOUT;
+	case END_LIMIT: return MP_EXIT_LIMIT;
+	default: return MP_EXIT_ERROR;
+	}
+}
+
 int
 session_run(struct session *s)
 {
@@ -363,9 +410,13 @@ session_run(struct session *s)
 	char *line;
 	size_t len;
 
-	lineio_puts(&s->io, "+OK maildir-pop3d ready.\r\n");
+	if (!s->greeted)
+		lineio_puts(&s->io, "+OK maildir-pop3d ready.\r\n");
+	s->greeted = true;
 	while (s->state != ST_DONE) {
-		st = lineio_read_line(&s->io, LIMIT_SASL_LINE, &line, &len);
+		st = session_read_line(s, &line, &len);
+		if (s->state == ST_DONE)
+			break;
 		switch (st) {
 		case LINEIO_OK:
 			dispatch(s, line, len);
@@ -395,6 +446,8 @@ session_run(struct session *s)
 			s->state = ST_DONE;
 		}
 	}
+	if (s->end == END_HANDOVER)
+		return MP_EXIT_QUIT;
 	lineio_flush(&s->io);
 	log_logout(s);
 #ifdef HAVE_OPENSSL
@@ -402,5 +455,26 @@ session_run(struct session *s)
 		tls_shutdown(s->tls);
 #endif
 	maildir_close(&s->md);
-	return s->exit_status;
+	return s->exit_status != 0 ? s->exit_status : end_status(s->end);
+}
+
+int
+session_after_login(struct session *s, const char *user, const char *home,
+    const char *method, const char *in, size_t inlen)
+{
+	struct reply r;
+
+	lineio_preload(&s->io, in, inlen);
+	log_sanitize(s->login_user, sizeof(s->login_user), user, strlen(user));
+	s->login_method = method;
+	log_info("login: user=<%s> rhost=<%s> method=%s tls=%s", s->login_user, s->peer,
+	    method, s->tls_active ? "yes" : "no");
+	memset(&r, 0, sizeof(r));
+	if (!session_enter_transaction(s, user, home, &r)) {
+		s->state = ST_DONE;
+		s->end = END_ERROR;
+	}
+	send_reply(s, &r);
+	s->greeted = true;
+	return session_run(s);
 }

@@ -1,4 +1,4 @@
-/* One POP3 session: options, states, the command table and dispatcher, counters and the logout summary; runs as root until login, then as the user. */
+/* One POP3 session: options, states, the command table and dispatcher, counters and the logout summary; runs in the pre-auth process before login, then as the mailbox owner. */
 #ifndef MP_SESSION_H
 #define MP_SESSION_H
 
@@ -37,14 +37,17 @@ enum state {
 };
 
 /* How the session ended, for the log and the exit status. */
-enum session_end { END_QUIT, END_EOF, END_TIMEOUT, END_ERROR, END_LIMIT };
+enum session_end { END_QUIT, END_EOF, END_TIMEOUT, END_ERROR, END_LIMIT,
+	END_HANDOVER,		/* pre-auth: root accepted a login; the session takes over */
+};
 
 struct session {
 	struct lineio		 io;		/* first: session_init skips its buffers */
 	const struct options	*opt;
 	enum state		 state;
 	enum session_end	 end;
-	int			 exit_status;
+	int			 exit_status;	/* when not 0, the exit status whatever the end */
+	bool			 greeted;	/* the greeting (or the login's answer) is out */
 
 	/* connection */
 	char			 peer[64];	/* "192.0.2.7", "::1", "local" */
@@ -59,6 +62,9 @@ struct session {
 	bool			 have_user;
 	int			 auth_failures;
 	int			 bad_commands;
+	unsigned		 commands;	/* lines received */
+	long long		 login_deadline;	/* AUTHORIZATION ends here (0: none) */
+	bool			 quiet_eof;	/* a trusted proxy: leaving unheard is a health check */
 	char			 login_user[LIMIT_USER_NAME + 1];	/* sanitised, for the log */
 	const char		*login_method;
 
@@ -84,6 +90,8 @@ struct reply {
 	char		 text[160];
 	void		(*body)(struct session *);
 	void		(*after)(struct session *);	/* after the line is flushed (STLS) */
+	bool		 none;		/* no answer at all (a login handed over) */
+	bool		 counted;	/* a failed login: counted apart from bad commands */
 };
 
 typedef void cmd_fn(struct session *, int argc, char **argv, struct reply *);
@@ -94,8 +102,18 @@ void	reply_err(struct reply *, const char *code, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
 void	session_init(struct session *, const struct options *, int rfd, int wfd);
-/* Runs the session to its end; returns the exit status. */
+/* Runs the session to its end; returns the exit status (MP_EXIT_*). */
 int	session_run(struct session *);
+
+/* After the hand-over, as the mailbox owner: the input the pre-auth process
+ * had read (in[0..inlen)), the login's log line and answer, then the rest
+ * of the session; returns the exit status. */
+int	session_after_login(struct session *, const char *user, const char *home,
+	    const char *method, const char *in, size_t inlen);
+
+/* Reads one command or SASL line within the idle timeout and, before
+ * login, the AUTHORIZATION deadline. */
+enum lineio_status session_read_line(struct session *, char **line_r, size_t *len_r);
 
 /* Enters TRANSACTION as the current (already dropped) user: resolves the
  * Maildir path, confines the process to it (sandbox_session), opens it.

@@ -1,17 +1,10 @@
-/* Link-time stand-ins for PAM, the privilege drop and nanosleep() in the pre-login fuzz target; test code only, never part of the daemon. */
+/* Link-time stand-in for root's answer to a login in the pre-auth fuzz target; test code only, never part of the daemon. */
 #ifndef MP_PREAUTH_STUBS_H
 #define MP_PREAUTH_STUBS_H
 
-#include <stdbool.h>
-
 void	 stub_reset(void);
-/* While on, nanosleep() from this thread returns at once (the 2 s login
- * delay), and only records what was asked. */
-void	 stub_in_session(bool);
-unsigned stub_delays(void);
-long long stub_max_delay_us(void);
-unsigned stub_pam_calls(void);
-unsigned stub_pam_syserrs(void);
-unsigned stub_pam_notroot(void);
+unsigned stub_asks(void);	/* requests sent to "root" */
+unsigned stub_failures(void);	/* answers that were not PS_OK */
+unsigned stub_oks(void);
 
 #endif

@@ -45,7 +45,11 @@
 
 CWRAP_SERVICE=maildir-pop3d
 CWRAP_VARS=(LD_PRELOAD PAM_WRAPPER PAM_WRAPPER_SERVICE_DIR PAM_WRAPPER_USE_SYSLOG
-	NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP UID_WRAPPER UID_WRAPPER_ROOT MP_TEST_SYSLOG)
+	NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP UID_WRAPPER UID_WRAPPER_ROOT MP_TEST_SYSLOG
+	MAILDIR_POP3D_PREAUTH_USER MAILDIR_POP3D_PREAUTH_CHROOT)
+# The pre-auth process's user (in the test passwd) and its empty chroot (in DIR).
+CWRAP_PREAUTH_USER=maildir-pop3d
+CWRAP_PREAUTH_UID=101
 # The TLS module of the build under test (make check sets MAILDIR_POP3D_TLS_MODULE; a
 # suite run by hand with MP_BUILDDIR finds it there): the daemon runs uninstalled.
 if [[ -z ${MAILDIR_POP3D_TLS_MODULE:-} && -n ${MP_BUILDDIR:-} && -f $MP_BUILDDIR/src/.libs/tls.so ]]; then
@@ -107,8 +111,10 @@ cwrap_setup() {
 	[[ -f $modules/pam_matrix.so ]] || { cwrap_fail "pam_matrix.so not found in $modules"; return 1; }
 
 	mkdir -p "$dir/pam.d" "$dir/home" || return 1
-	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$dir/passwd"
-	printf 'root:x:0:\n' >"$dir/group"
+	printf 'root:x:0:0:root:/root:/bin/sh\n%s:x:%s:%s::/nonexistent:/usr/sbin/nologin\n' \
+		"$CWRAP_PREAUTH_USER" "$CWRAP_PREAUTH_UID" "$CWRAP_PREAUTH_UID" >"$dir/passwd"
+	printf 'root:x:0:\n%s:x:%s:\n' "$CWRAP_PREAUTH_USER" "$CWRAP_PREAUTH_UID" >"$dir/group"
+	mkdir -p "$dir/empty" && chmod 0555 "$dir/empty" || return 1
 	: >"$dir/passdb"
 	: >"$dir/syslog"
 	for t in auth account password session; do
@@ -129,6 +135,7 @@ cwrap_setup() {
 	export UID_WRAPPER=1 UID_WRAPPER_ROOT=1
 	export MP_TEST_SYSLOG="$dir/syslog"
 	export MP_SYSLOG_SHIM
+	export MAILDIR_POP3D_PREAUTH_USER=$CWRAP_PREAUTH_USER MAILDIR_POP3D_PREAUTH_CHROOT=$dir/empty
 }
 
 cwrap_add_user() {

@@ -252,7 +252,7 @@ peers_courier() {
 peers_ours() {
 	: "${MAILDIR_POP3D:?MAILDIR_POP3D must name the binary under test}"
 	local san=() v shim=()
-	for v in ASAN_OPTIONS UBSAN_OPTIONS; do
+	for v in ASAN_OPTIONS UBSAN_OPTIONS MAILDIR_POP3D_PREAUTH_USER MAILDIR_POP3D_PREAUTH_CHROOT; do
 		if [ -n "${!v:-}" ]; then san+=("$v=${!v}"); fi
 	done
 	OURS_SYSLOG=$PEERS_DIR/ours.syslog

@@ -186,6 +186,17 @@ realpam_setup() {
 		chmod -R 0700 "$dir/home/$name" || return 1
 		id=$((id + 1))
 	done
+	# The pre-auth process's system user, and its empty root-owned chroot.
+	id=$(realpam_free_id "$dir" "$id") || return 1
+	if ! grep -q '^maildir-pop3d:' "$dir/etc/passwd"; then
+		printf 'maildir-pop3d:x:%s:%s::/nonexistent:/usr/sbin/nologin\n' "$id" "$id" >>"$dir/etc/passwd"
+		printf 'maildir-pop3d:x:%s:\n' "$id" >>"$dir/etc/group"
+		[ -e "$dir/etc/gshadow" ] && printf 'maildir-pop3d:!::\n' >>"$dir/etc/gshadow"
+		[ -e "$dir/etc/shadow" ] && printf 'maildir-pop3d:!:%s:::::\n' "$today" >>"$dir/etc/shadow"
+	fi
+	mkdir -p "$dir/empty" && chmod 0555 "$dir/empty" || return 1
+	export MAILDIR_POP3D_PREAUTH_USER=maildir-pop3d MAILDIR_POP3D_PREAUTH_CHROOT=$dir/empty
+	id=$((id + 1))
 	id=$(realpam_free_id "$dir" "$id") || return 1
 	export REALPAM_MPGROUP_GID=$id
 	printf 'mpgroup:x:%s:alice\n' "$id" >>"$dir/etc/group"
@@ -205,7 +216,7 @@ realpam_setup() {
 
 	export REALPAM_DIR=$dir
 	: >"$dir/realpam.env"
-	for f in REALPAM_DIR REALPAM_MPGROUP_GID \
+	for f in REALPAM_DIR REALPAM_MPGROUP_GID MAILDIR_POP3D_PREAUTH_USER MAILDIR_POP3D_PREAUTH_CHROOT \
 		REALPAM_{ALICE,BOB,CAROL,DAVE}_{UID,GID,HOME}; do
 		export "${f?}"
 		printf '%s=%q\n' "$f" "${!f}" >>"$dir/realpam.env"

@@ -18,6 +18,11 @@
  * environment still logs; the file is opened at the first message (or at openlog with
  * LOG_NDELAY) and kept open, like syslog's socket, so it survives a privilege drop.
  *
+ * Unlike syslog's socket, the file is subject to RLIMIT_FSIZE: while a log file is set,
+ * setrlimit(RLIMIT_FSIZE) (the pre-auth process sets 0) is accepted and recorded but not
+ * applied, so that the process's log lines still arrive; getrlimit reports the recorded
+ * value.  Every other resource passes through.
+ *
  * Build: cc -shared -fPIC -o syslog-shim.so syslog-shim.c
  *
  * The fuzz targets link this file in (no LD_PRELOAD, no file) and define
@@ -33,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -226,4 +233,34 @@ __syslog_chk(int pri, int flag, const char *fmt, ...)
 	va_start(ap, fmt);
 	shim_vlog(pri, fmt, ap);
 	va_end(ap);
+}
+
+static struct rlimit fsize_recorded = { RLIM_INFINITY, RLIM_INFINITY };
+static int fsize_set;
+
+int
+setrlimit(__rlimit_resource_t resource, const struct rlimit *rl)
+{
+	int (*real)(__rlimit_resource_t, const struct rlimit *) =
+	    (int (*)(__rlimit_resource_t, const struct rlimit *))dlsym(RTLD_NEXT, "setrlimit");
+
+	if (resource == RLIMIT_FSIZE && log_path[0] != '\0' && rl != NULL) {
+		fsize_recorded = *rl;
+		fsize_set = 1;
+		return 0;
+	}
+	return real(resource, rl);
+}
+
+int
+getrlimit(__rlimit_resource_t resource, struct rlimit *rl)
+{
+	int (*real)(__rlimit_resource_t, struct rlimit *) =
+	    (int (*)(__rlimit_resource_t, struct rlimit *))dlsym(RTLD_NEXT, "getrlimit");
+
+	if (resource == RLIMIT_FSIZE && fsize_set && rl != NULL) {
+		*rl = fsize_recorded;
+		return 0;
+	}
+	return real(resource, rl);
 }

@@ -1,0 +1,101 @@
+/* The process shape of a login: forks the pre-auth process, serves its requests as root (monitor.c), and after the privilege drop starts the session in this same process; runs as root after the connection is accepted, then as the mailbox owner. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth_pam.h"
+#include "deadline.h"
+#include "launch.h"
+#include "log.h"
+#include "monitor.h"
+#include "preauth.h"
+#include "privdrop.h"
+
+/*
+ * The process shape of a login (see src/README): this process, root, forks
+ * the pre-auth process, which does every byte from the client until root,
+ * asked through fixed-size records, accepts a login; then this process drops
+ * to the mailbox owner and is the session.  Root reads no client byte.
+ */
+int
+launch_separated(const struct options *opt, struct conn *c, const struct proxy_net *nets,
+    int nnets)
+{
+	static struct session s;
+	struct privdrop_preauth id;
+	struct monitor_conf mc;
+	struct monitor_login *ml;
+	struct preauth_conf pc;
+	char why[LIMIT_PATH + 128];
+	struct stat st;
+	int ctl[2], relay[2] = { -1, -1 }, status;
+	long long phase_s;
+	pid_t pid;
+
+	if (privdrop_preauth_lookup(&id, why, sizeof(why)) == -1) {
+		log_warnx("%s; refusing to serve", why);
+		conn_say(c, "-ERR [SYS/PERM] Server misconfigured (pre-auth user or chroot).\r\n");
+		return MP_EXIT_CONFIG;
+	}
+	id.may_write_files = fstat(c->wfd, &st) == 0 && S_ISREG(st.st_mode);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) == -1 ||
+	    (opt->tls != TLS_OFF &&
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, relay) == -1))
+		fatal("socketpair");
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0) {
+		close(ctl[0]);
+		if (relay[0] != -1)
+			close(relay[0]);
+		pc = (struct preauth_conf){ opt, c, nets, nnets, &id, ctl[1], relay[1] };
+		preauth_main(&pc);
+	}
+	close(ctl[1]);
+	if (relay[1] != -1)
+		close(relay[1]);
+	/* The PAM child must not hold them. */
+	auth_close_in_child(c->rfd);
+	auth_close_in_child(c->wfd);
+	auth_close_in_child(ctl[0]);
+	auth_close_in_child(relay[0]);
+	phase_s = LIMIT_LOGIN_PHASE_TIMEOUTS * (long long)opt->timeout;
+	mc = (struct monitor_conf){ opt->pam_service, opt->timeout,
+	    deadline_in_ms((int)(phase_s < LIMIT_LOGIN_PHASE_S ? phase_s : LIMIT_LOGIN_PHASE_S) * 1000),
+	    c->peer, nnets > 0 && c->peer_sa.ss_family != AF_UNSPEC &&
+	    proxy_addr_trusted((struct sockaddr *)&c->peer_sa, nets, nnets) };
+	if ((ml = malloc(sizeof(*ml))) == NULL)
+		fatal("malloc");
+	if (!monitor_run(&mc, pid, ctl[0], ml, &status))
+		return status;
+
+	/* The mailbox owner from here on. */
+	session_init(&s, opt, ml->tls ? relay[0] : c->rfd, ml->tls ? relay[0] : c->wfd);
+	if (ml->tls) {
+		/* The relay has the connection; this process keeps none. */
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		dup2(null, c->rfd);
+		dup2(null, c->wfd);
+		close(null);
+		fcntl(relay[0], F_SETFL, fcntl(relay[0], F_GETFL) | O_NONBLOCK);
+	} else if (relay[0] != -1) {
+		close(relay[0]);
+		relay[0] = -1;
+	}
+	snprintf(s.peer, sizeof(s.peer), "%s", ml->peer);
+	s.is_socket = c->is_socket || ml->tls;
+	s.tls_active = ml->tls;
+	status = session_after_login(&s, ml->user, ml->home, ml->method, ml->handover.in,
+	    ml->handover.inlen);
+	if (relay[0] != -1)
+		close(relay[0]);
+	monitor_reap(pid);
+	return status;
+}
+
