@@ -213,8 +213,10 @@ preauth_main(const struct preauth_conf *pc)
 		}
 		if (!pi.local)
 			conn_set_peer(c, (struct sockaddr *)&pi.src);
-		/* A proxy's health check connects and leaves. */
-		s.quiet_eof = true;
+		/* The proxy's own connection (v2 LOCAL, v1 UNKNOWN): a health
+		 * check that connects and leaves.  A client behind it that
+		 * leaves is still logged. */
+		s.quiet_eof = pi.local;
 	}
 	snprintf(s.peer, sizeof(s.peer), "%s", c->peer);
 	s.peer_secure = c->secure;
