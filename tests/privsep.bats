@@ -163,6 +163,8 @@ wait_port() {
 		[[ -f $d/pam_exec.so ]] && pam_exec=$d/pam_exec.so
 	done
 	[[ -n ${pam_exec:-} ]] || skip "pam_exec.so not found"
+	"$MAILDIR_POP3D" --version | grep -q '^socket activation: libsystemd' ||
+		skip "built without libsystemd: no fd-3 launch mode"
 	printf '#!/bin/sh\nls -l /proc/$PPID/fd >%s/pam-child-fds 2>&1\n' "$BATS_TEST_TMPDIR" \
 		>"$BATS_TEST_TMPDIR/fds.sh"
 	chmod 755 "$BATS_TEST_TMPDIR/fds.sh"
