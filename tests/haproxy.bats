@@ -356,3 +356,31 @@ wait_logged() {
 	run grep -c "^Connection from $PROXY:" "$D/pop1.ssa110.log"
 	assert_output --regexp '^[1-9][0-9]*$'
 }
+
+@test "HAProxy's health checks log nothing at info level (PROXY v2 LOCAL, v1, over TLS); a client's early disconnect still does" {
+	local i n0 n
+	: >"$D/pop1.syslog"
+	: >"$D/pop2.syslog"
+	# Checks every 2 s per server and port: wait for 3 more on pop1's port 110 (spawned by
+	# systemd-socket-activate, which says so); the other three have run meanwhile too.
+	n0=$(grep -c "^Connection from $PROXY:" "$D/pop1.ssa110.log")
+	for ((i = 0; i < 300; i++)); do
+		n=$(grep -c "^Connection from $PROXY:" "$D/pop1.ssa110.log")
+		((n >= n0 + 3)) && break
+		sleep 0.05
+	done
+	((n >= n0 + 3)) || fail "fewer than 3 health checks in 15 s"
+	# HAProxy still sees every server up: the checks got their greeting
+	run haproxy_cmd 'show stat'
+	run awk -F, '$1 ~ /^pop3s?$/ && $2 ~ /^pop[12]$/ { print $1 "/" $2 " " $18 }' <<<"$output"
+	assert_output "$(printf '%s\n' 'pop3/pop1 UP' 'pop3/pop2 UP' 'pop3s/pop1 UP' 'pop3s/pop2 UP')"
+	# nothing but debug lines from them, on either host
+	run grep -h -v ': debug: ' "$D/pop1.syslog" "$D/pop2.syslog"
+	assert_output ''
+	run grep -c ': debug: disconnect: rhost=<' "$D/pop1.syslog"
+	refute_output 0
+	run pop "$CLIENT_OK" "$PROXY" 110 hello
+	wait_logged ": info: disconnect: rhost=<$CLIENT_OK> end=eof\$"
+	run grep -h -v ': debug: ' "$D/pop1.syslog" "$D/pop2.syslog"
+	assert_output --regexp "^facility=mail maildir-pop3d\[[0-9]+\]: info: disconnect: rhost=<$CLIENT_OK> end=eof\$"
+}

@@ -171,7 +171,7 @@ wait_log() {
 	fail "no log line matches $1: $(cat "$SYSLOG")"
 }
 
-@test "a trusted proxy's health check (v2 LOCAL or v1 UNKNOWN: connect, greeting, close) logs nothing at info level" {
+@test "a trusted proxy's health check (v2 LOCAL, v1 UNKNOWN or its own address: connect, greeting, close) logs nothing at info level" {
 	# Issue 15's load balancers check every few seconds: before, each check left an info
 	# line "disconnect: ... end=eof" in mail.log.
 	start 127.0.0.1 --proxy-from=127.0.0.1
@@ -179,13 +179,16 @@ wait_log() {
 	assert_line --index 0 '< +OK maildir-pop3d ready.'
 	run raw 'send:PROXY UNKNOWN\r\n' line
 	assert_line --index 0 '< +OK maildir-pop3d ready.'
+	# HAProxy's v1 checks name the proxy itself as the source
+	run raw 'send:PROXY TCP4 127.0.0.1 127.0.0.1 4711 110\r\n' line
+	assert_line --index 0 '< +OK maildir-pop3d ready.'
 	local i
 	for ((i = 0; i < 200; i++)); do
-		(($(grep -c ': debug: disconnect: rhost=<127\.0\.0\.1> end=eof$' "$SYSLOG") == 2)) && break
+		(($(grep -c ': debug: disconnect: rhost=<127\.0\.0\.1> end=eof$' "$SYSLOG") == 3)) && break
 		sleep 0.05
 	done
 	run grep -c ': debug: disconnect: rhost=<127\.0\.0\.1> end=eof$' "$SYSLOG"
-	assert_output 2
+	assert_output 3
 	run grep -F ': info: ' "$SYSLOG"
 	assert_failure
 }

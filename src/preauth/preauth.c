@@ -211,12 +211,16 @@ preauth_main(const struct preauth_conf *pc)
 			log_warn("PROXY header missing or malformed: rhost=<%s>", c->peer);
 			_exit(MP_EXIT_ERROR);
 		}
+		char proxy_addr[sizeof(c->peer)];
+
+		/* The proxy's own connection: v2 LOCAL, v1 UNKNOWN, or a header
+		 * that names the proxy itself as the source (HAProxy's v1 health
+		 * checks).  A health check connects and leaves; a client behind
+		 * the proxy that leaves is still logged. */
+		snprintf(proxy_addr, sizeof(proxy_addr), "%s", c->peer);
 		if (!pi.local)
 			conn_set_peer(c, (struct sockaddr *)&pi.src);
-		/* The proxy's own connection (v2 LOCAL, v1 UNKNOWN): a health
-		 * check that connects and leaves.  A client behind it that
-		 * leaves is still logged. */
-		s.quiet_eof = pi.local;
+		s.quiet_eof = pi.local || strcmp(proxy_addr, c->peer) == 0;
 	}
 	snprintf(s.peer, sizeof(s.peer), "%s", c->peer);
 	s.peer_secure = c->secure;

@@ -346,7 +346,8 @@ log_logout(struct session *s)
 	if (s->state == ST_AUTH || s->login_method == NULL) {
 		/* A trusted proxy's health check: connected, heard the
 		 * greeting, left. */
-		if (s->quiet_eof && s->end == END_EOF && s->commands == 0)
+		/* HAProxy ends its checks with a reset: end=error. */
+		if (s->quiet_eof && (s->end == END_EOF || s->end == END_ERROR) && s->commands == 0)
 			log_debug("disconnect: rhost=<%s> end=%s", s->peer, end_name(s->end));
 		else
 			log_info("disconnect: rhost=<%s> end=%s", s->peer, end_name(s->end));

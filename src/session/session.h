@@ -64,7 +64,7 @@ struct session {
 	int			 bad_commands;
 	unsigned		 commands;	/* lines received */
 	long long		 login_deadline;	/* AUTHORIZATION ends here (0: none) */
-	bool			 quiet_eof;	/* a trusted proxy: leaving unheard is a health check */
+	bool			 quiet_eof;	/* the proxy's own connection: leaving unheard is a health check */
 	char			 login_user[LIMIT_USER_NAME + 1];	/* sanitised, for the log */
 	const char		*login_method;
 
