@@ -310,7 +310,12 @@ client() {
 	ct_available || skip "needs systemd-nspawn (systemd-container), mmdebstrap and nsenter"
 	[[ -n ${MP_SYSTEMD_SKIP:-} ]] && skip "$MP_SYSTEMD_SKIP"
 	: "${MP_BUILDDIR:?MP_BUILDDIR must name the build directory (make check sets it)}"
-	local R=$MP_LDAP_ROOT root lib leader
+	local R=$MP_LDAP_ROOT root lib leader prefix
+	# make distcheck configures a prefix of its own (.../_inst): units installed there are
+	# not where systemd looks.
+	prefix=$(sed -n 's/^prefix = //p' "$MP_BUILDDIR/Makefile")
+	[[ $prefix == /usr || $prefix == /usr/local ]] ||
+		skip "this build's prefix is $prefix (make distcheck's): systemd would not find its units"
 	export CT_DIR=$BATS_TEST_TMPDIR/ct
 	mkdir -p "$CT_DIR"
 	root=$(ct_create ldap) || fail "cannot make the container root"
