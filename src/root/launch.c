@@ -29,7 +29,8 @@ launch_separated(const struct options *opt, struct conn *c, const struct proxy_n
 	static struct session s;
 	struct privdrop_preauth id;
 	struct monitor_conf mc;
-	struct monitor_login *ml;
+	/* One login per process: static, like the session, so nothing is left to free. */
+	static struct monitor_login login, *ml = &login;
 	struct preauth_conf pc;
 	char why[LIMIT_PATH + 128];
 	struct stat st;
@@ -69,8 +70,6 @@ launch_separated(const struct options *opt, struct conn *c, const struct proxy_n
 	    deadline_in_ms((int)(phase_s < LIMIT_LOGIN_PHASE_S ? phase_s : LIMIT_LOGIN_PHASE_S) * 1000),
 	    c->peer, nnets > 0 && c->peer_sa.ss_family != AF_UNSPEC &&
 	    proxy_addr_trusted((struct sockaddr *)&c->peer_sa, nets, nnets) };
-	if ((ml = malloc(sizeof(*ml))) == NULL)
-		fatal("malloc");
 	if (!monitor_run(&mc, pid, ctl[0], ml, &status))
 		return status;
 
@@ -88,7 +87,8 @@ launch_separated(const struct options *opt, struct conn *c, const struct proxy_n
 		close(relay[0]);
 		relay[0] = -1;
 	}
-	snprintf(s.peer, sizeof(s.peer), "%s", ml->peer);
+	/* monitor_run() left ml->peer NUL-terminated and validated. */
+	snprintf(s.peer, sizeof(s.peer), "%.*s", (int)sizeof(s.peer) - 1, ml->peer);
 	s.is_socket = c->is_socket || ml->tls;
 	s.tls_active = ml->tls;
 	status = session_after_login(&s, ml->user, ml->home, ml->method, ml->handover.in,

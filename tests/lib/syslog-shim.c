@@ -244,7 +244,7 @@ setrlimit(__rlimit_resource_t resource, const struct rlimit *rl)
 	int (*real)(__rlimit_resource_t, const struct rlimit *) =
 	    (int (*)(__rlimit_resource_t, const struct rlimit *))dlsym(RTLD_NEXT, "setrlimit");
 
-	if (resource == RLIMIT_FSIZE && log_path[0] != '\0' && rl != NULL) {
+	if (resource == RLIMIT_FSIZE && log_path[0] != '\0') {
 		fsize_recorded = *rl;
 		fsize_set = 1;
 		return 0;
@@ -258,7 +258,7 @@ getrlimit(__rlimit_resource_t resource, struct rlimit *rl)
 	int (*real)(__rlimit_resource_t, struct rlimit *) =
 	    (int (*)(__rlimit_resource_t, struct rlimit *))dlsym(RTLD_NEXT, "getrlimit");
 
-	if (resource == RLIMIT_FSIZE && fsize_set && rl != NULL) {
+	if (resource == RLIMIT_FSIZE && fsize_set) {
 		*rl = fsize_recorded;
 		return 0;
 	}
