@@ -87,6 +87,11 @@ with_tls() {
 	sbindir=$(var "$MP_BUILDDIR" sbindir)
 	pkglibdir=$(var "$MP_BUILDDIR" pkglibdir)
 	mk -C "$MP_BUILDDIR" install DESTDIR="$DEST"
+	# As root the binary needs its pre-auth user and chroot: the installed (empty, root-owned)
+	# directory under DESTDIR, and an unprivileged account this host has.
+	export MAILDIR_POP3D_PREAUTH_USER=nobody
+	MAILDIR_POP3D_PREAUTH_CHROOT=$DEST$(var "$MP_BUILDDIR" preauthchrootdir)
+	export MAILDIR_POP3D_PREAUTH_CHROOT
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
 		-keyout "$BATS_TEST_TMPDIR/key.pem" -out "$BATS_TEST_TMPDIR/cert.pem" 2>/dev/null
 	# Installed under DESTDIR, the module is not where the binary looks: the variable says.
