@@ -89,7 +89,8 @@
 #define LIMIT_MAILDIR_NAME	255
 
 /* Messages served in one session.  The index is 32-bit; past this a
- * maildrop is served partially, oldest first, and the log says so. */
+ * maildrop is served partially (what new/, read first, and then cur/ hold
+ * up to the limit), and the log says so. */
 #define LIMIT_MESSAGES		4000000
 
 /* Times an operation on a message file (open, unlink, rename) follows
