@@ -256,31 +256,27 @@ def kills(port, ssa, user, password, d, seed):
             why_again[mid] = []
             retrieved.setdefault(mid, []).append(s)
             mine.append((msn, mid))
-        if kind == "kill-after-retr" or kind == "drop" and rng.random() < 0.5:
+        def end_early(stage, counter):
+            """The session ends without QUIT: its messages may be retrieved again."""
             for _, mid in mine:
-                why_again.setdefault(mid, []).append("session %d %s after RETR, before DELE" % (
-                    s, "dropped" if kind == "drop" else "killed"))
+                why_again.setdefault(mid, []).append("session %d %s %s" % (
+                    s, "dropped" if kind == "drop" else "killed", stage))
             if kind == "drop":
                 pop.close()
                 counts["dropped"] += 1
             else:
                 kill_all(pids)
-                counts["killed-after-retr"] += 1
+                counts[counter] += 1
+
+        if kind == "kill-after-retr" or kind == "drop" and rng.random() < 0.5:
+            end_early("after RETR, before DELE", "killed-after-retr")
             continue
         for msn, mid in mine:
             r = pop.cmd("DELE %d" % msn)
             if not r.startswith(b"+OK"):
                 bad.append("session %d: DELE %d answered %r" % (s, msn, r))
         if kind in ("kill-after-dele", "drop"):
-            for _, mid in mine:
-                why_again.setdefault(mid, []).append("session %d %s after DELE, before QUIT" % (
-                    s, "dropped" if kind == "drop" else "killed"))
-            if kind == "drop":
-                pop.close()
-                counts["dropped"] += 1
-            else:
-                kill_all(pids)
-                counts["killed-after-dele"] += 1
+            end_early("after DELE, before QUIT", "killed-after-dele")
             continue
         if kind == "kill-after-quit-sent":
             pop.send("QUIT")
