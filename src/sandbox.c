@@ -412,6 +412,18 @@ build_filter(enum part part)
 	/* confine() sets no-new-privs itself; libseccomp's own prctl() would
 	 * be refused when the relay's filter is loaded under the pre-auth one. */
 	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+#if SCMP_VER_MAJOR > 2 || (SCMP_VER_MAJOR == 2 && SCMP_VER_MINOR >= 5)
+	/*
+	 * A binary tree over the system call numbers instead of one long chain.
+	 * The kernel runs the filter once per system call number and
+	 * architecture when it is loaded (to cache the calls that are always
+	 * allowed), and converts and compiles it: with the chain that took
+	 * about 150 us per filter, two filters (pre-auth and session) in every
+	 * login; with the tree about 55 us.  Calls the cache does not cover
+	 * (mmap, mprotect, and every denial) also take fewer steps.
+	 */
+	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+#endif
 	allow_all(ctx, sys_common, sizeof(sys_common) / sizeof(sys_common[0]));
 	switch (part) {
 	case PART_PREAUTH:

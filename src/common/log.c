@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "log.h"
 #include "pop3d-limits.h"
@@ -16,6 +17,10 @@ log_init(const char *ident)
 {
 	/* LOG_NDELAY: connect to /dev/log now, before any chroot or drop. */
 	openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+	/* The time zone for syslog's time stamps, read once while /etc is
+	 * here: every process forked later (pre-auth in its chroot, the
+	 * session) inherits it instead of reading /etc/localtime again. */
+	tzset();
 }
 
 __attribute__((format(printf, 2, 0))) static void

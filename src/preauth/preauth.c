@@ -181,8 +181,7 @@ preauth_main(const struct preauth_conf *pc)
 	int st;
 
 	ctl = pc->ctl;
-	/* The time zone for syslog's time stamps, read while /etc is here. */
-	tzset();
+	/* The time zone for syslog's time stamps came with the fork (log_init). */
 #ifdef HAVE_OPENSSL
 	if (opt->tls != TLS_OFF) {
 		char err[512];
