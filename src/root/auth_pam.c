@@ -16,6 +16,7 @@
 #include <stdnoreturn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "auth_pam.h"
@@ -29,6 +30,7 @@
  * and nothing of PAM left in a process that runs as the mailbox owner.  The
  * symbols are looked up in the global scope, not in libpam's own, so that an
  * interposed PAM (pam_wrapper in the tests, LD_PRELOAD) is the one called.
+ * The members are in the order of load_pam()'s names[].
  */
 static struct {
 	int		 (*start)(const char *, const char *, const struct pam_conv *,
@@ -45,10 +47,13 @@ static struct {
 static int
 load_pam(char *why, size_t whysize)
 {
+	static const char *const names[] = { "pam_start", "pam_end", "pam_set_item",
+	    "pam_get_item", "pam_strerror", "pam_authenticate", "pam_acct_mgmt", "pam_setcred" };
 	void *global, *f;
 	const char *e;
 
-	_Static_assert(sizeof(P.start) == sizeof(f), "function and object pointers differ");
+	_Static_assert(sizeof(P) == sizeof(names) / sizeof(names[0]) * sizeof(f),
+	    "P holds one pointer per name, each the size of an object pointer");
 	/* Kept loaded for the child's short life; only the global scope is
 	 * searched below. */
 	if (dlopen(MP_PAM_SONAME, RTLD_NOW | RTLD_GLOBAL) == NULL ||
@@ -57,21 +62,13 @@ load_pam(char *why, size_t whysize)
 		snprintf(why, whysize, "cannot load %s: %s", MP_PAM_SONAME, e ? e : "?");
 		return -1;
 	}
-#define SYM(field, name) \
-	if ((f = dlsym(global, name)) == NULL) { \
-		snprintf(why, whysize, "%s has no %s", MP_PAM_SONAME, name); \
-		return -1; \
-	} \
-	memcpy(&P.field, &f, sizeof(P.field));
-	SYM(start, "pam_start");
-	SYM(end, "pam_end");
-	SYM(set_item, "pam_set_item");
-	SYM(get_item, "pam_get_item");
-	SYM(strerror, "pam_strerror");
-	SYM(authenticate, "pam_authenticate");
-	SYM(acct_mgmt, "pam_acct_mgmt");
-	SYM(setcred, "pam_setcred");
-#undef SYM
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((f = dlsym(global, names[i])) == NULL) {
+			snprintf(why, whysize, "%s has no %s", MP_PAM_SONAME, names[i]);
+			return -1;
+		}
+		memcpy((char *)&P + i * sizeof(f), &f, sizeof(f));
+	}
 	return 0;
 }
 
@@ -239,18 +236,6 @@ account_groups(const char *name, gid_t gid, int *n_r)
 	return g;
 }
 
-static int private_fds[4] = { -1, -1, -1, -1 };
-
-void
-auth_close_in_child(int fd)
-{
-	for (size_t i = 0; i < sizeof(private_fds) / sizeof(private_fds[0]); i++)
-		if (private_fds[i] == -1 || private_fds[i] == fd) {
-			private_fds[i] = fd;
-			return;
-		}
-}
-
 static noreturn void
 child_main(int fd, const char *service, const char *user, char *password, const char *rhost)
 {
@@ -259,17 +244,26 @@ child_main(int fd, const char *service, const char *user, char *password, const 
 	gid_t *groups = NULL;
 	int null;
 
-	/* Whatever a PAM module prints (pam_exec's programs) must not reach
-	 * the client: the connection is fd 0 and fd 1. */
-	for (size_t i = 0; i < sizeof(private_fds) / sizeof(private_fds[0]); i++)
-		if (private_fds[i] > 2)
-			close(private_fds[i]);
-	if ((null = open("/dev/null", O_RDWR)) != -1) {
-		dup2(null, 0);
-		dup2(null, 1);
-		if (null > 2)
-			close(null);
-	}
+	/* No fd of the connection, of the pre-auth process or of the relay,
+	 * whatever their numbers: the report pipe becomes fd 3, every fd above
+	 * is closed (syslog's socket too, reopened by the next line logged),
+	 * and what a PAM module prints (pam_exec's programs) goes to /dev/null
+	 * on fds 0 and 1.  fd 2 is the log or /dev/null (main()). */
+	closelog();
+	if (fd != 3 && (dup2(fd, 3) == -1 || close(fd) == -1))
+		_exit(MP_EXIT_TEMPFAIL);
+	fd = 3;
+#ifdef HAVE_CLOSEFROM
+	closefrom(4);
+#else
+	for (long i = 4, max = sysconf(_SC_OPEN_MAX); i < max && i < LIMIT_CLOSE_FDS; i++)
+		close((int)i);
+#endif
+	if ((null = open("/dev/null", O_RDWR)) == -1 || dup2(null, 0) == -1 ||
+	    dup2(null, 1) == -1)
+		_exit(MP_EXIT_TEMPFAIL);
+	if (null > 3)
+		close(null);
 	memset(&rep, 0, sizeof(rep));
 	rep.res = (int)pam_check(service, user, password, rhost, rep.acct.name, sizeof(rep.acct.name),
 	    rep.reason, sizeof(rep.reason));

@@ -96,14 +96,11 @@ check(const struct monitor_conf *mc, const struct ps_auth *a, const char *peer,
 	enum auth_result res;
 	enum ps_result ans = PS_FAILED;
 
-	if (a->user[0] == '\0') {
-		log_failed(a->user, peer, "bad user name");
-		return PS_FAILED;
-	}
-	if (a->password[0] == '\0') {
-		/* Debian's common-auth has nullok: an empty password must
-		 * never reach it. */
-		log_failed(a->user, peer, "empty or overlong password");
+	/* Debian's common-auth has nullok: an empty password must never
+	 * reach it. */
+	if (a->user[0] == '\0' || a->password[0] == '\0') {
+		log_failed(a->user, peer, a->user[0] == '\0' ? "bad user name" :
+		    "empty or overlong password");
 		return PS_FAILED;
 	}
 	res = auth_check(mc->pam_service, a->user, a->password, peer, mc->timeout_s * 1000,
