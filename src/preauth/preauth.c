@@ -7,9 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef HAVE_SYS_PRCTL_H
+#include <sys/prctl.h>
+#endif
 
 #include "deadline.h"
 #include "log.h"
@@ -171,6 +175,36 @@ config_error(int fd, const char *line)
 }
 #endif
 
+/* A macro: the resource's type differs between C libraries. */
+#define LIMIT(resource, value) do { \
+	struct rlimit rl_ = { (value), (value) }; \
+	if (setrlimit((resource), &rl_) == -1) \
+		fatal("setrlimit %s", #resource); \
+} while (0)
+
+/* Tight limits, as the pre-auth user (lowering needs no privilege), and no
+ * way to gain privileges or be traced by the user's other processes. */
+static void
+limits(const struct privdrop_preauth *p)
+{
+	LIMIT(RLIMIT_CORE, 0);
+	if (!p->may_write_files)
+		LIMIT(RLIMIT_FSIZE, 0);
+	LIMIT(RLIMIT_NOFILE, LIMIT_PREAUTH_NOFILE);
+	/* Counted per real uid: only the dedicated user's count is ours. */
+	if (p->as_root)
+		LIMIT(RLIMIT_NPROC, 0);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(MP_ASAN)
+	/* The sanitizers reserve terabytes of address space. */
+	LIMIT(RLIMIT_AS, LIMIT_PREAUTH_AS);
+#endif
+#if defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_NO_NEW_PRIVS)
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_NO_NEW_PRIVS");
+#endif
+	privdrop_nodump();
+}
+
 noreturn void
 preauth_main(const struct preauth_conf *pc)
 {
@@ -197,6 +231,7 @@ preauth_main(const struct preauth_conf *pc)
 	}
 #endif
 	privdrop_preauth(pc->id);
+	limits(pc->id);
 	/* Confined before the first client byte: no file, no exec, no new
 	 * socket (sandbox.c). */
 	if (sandbox_preauth() == -1)

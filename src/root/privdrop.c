@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -104,37 +103,14 @@ privdrop_preauth_lookup(struct privdrop_preauth *p, char *why, size_t whysize)
 	return 0;
 }
 
-/* A macro: the resource's type differs between C libraries. */
-#define LIMIT(resource, value) do { \
-	struct rlimit rl_ = { (value), (value) }; \
-	if (setrlimit((resource), &rl_) == -1) \
-		fatal("setrlimit %s", #resource); \
-} while (0)
-
 void
 privdrop_preauth(const struct privdrop_preauth *p)
 {
-	if (p->as_root) {
-		if (chroot(p->chroot) == -1 || chdir("/") == -1)
-			fatal("chroot %s", p->chroot);
-		if (setgroups(0, NULL) == -1)
-			fatal("setgroups");
-		become(p->uid, p->gid);
-	}
-	LIMIT(RLIMIT_CORE, 0);
-	if (!p->may_write_files)
-		LIMIT(RLIMIT_FSIZE, 0);
-	LIMIT(RLIMIT_NOFILE, LIMIT_PREAUTH_NOFILE);
-	/* Counted per real uid: only the dedicated user's count is ours. */
-	if (p->as_root)
-		LIMIT(RLIMIT_NPROC, 0);
-#if !defined(__SANITIZE_ADDRESS__) && !defined(MP_ASAN)
-	/* The sanitizers reserve terabytes of address space. */
-	LIMIT(RLIMIT_AS, LIMIT_PREAUTH_AS);
-#endif
-#if defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_NO_NEW_PRIVS)
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		fatal("prctl PR_SET_NO_NEW_PRIVS");
-#endif
-	privdrop_nodump();
+	if (!p->as_root)
+		return;
+	if (chroot(p->chroot) == -1 || chdir("/") == -1)
+		fatal("chroot %s", p->chroot);
+	if (setgroups(0, NULL) == -1)
+		fatal("setgroups");
+	become(p->uid, p->gid);
 }

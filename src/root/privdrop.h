@@ -36,8 +36,9 @@ struct privdrop_preauth {
  * one-line reason in why when either is unusable: never a fallback. */
 int	privdrop_preauth_lookup(struct privdrop_preauth *, char *why, size_t whysize);
 
-/* In the pre-auth process: chroot, no groups, the pre-auth user's ids
- * (verified), rlimits, no new privileges, not dumpable.  Fatal on failure. */
+/* In the pre-auth process, when started as root: chroot, no groups, the
+ * pre-auth user's ids (verified), not dumpable.  Fatal on failure.  Its
+ * rlimits and no-new-privs follow as that user (preauth.c). */
 void	privdrop_preauth(const struct privdrop_preauth *);
 
 /* Not dumpable (no core, no ptrace by the same uid, no /proc/PID/mem): set
