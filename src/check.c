@@ -201,19 +201,22 @@ read_password(char *buf, size_t size)
 	bool tty = isatty(0) == 1;
 	size_t n;
 
+	/* Echo goes off before the prompt, and without a flush: what is typed
+	 * (or written by a script) as soon as the prompt shows is the
+	 * password, never discarded. */
 	if (tty) {
-		fputs("Password: ", stderr);
-		fflush(stderr);
 		if (tcgetattr(0, &old) == -1)
 			return -1;
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(0, TCSAFLUSH, &quiet);
+		tcsetattr(0, TCSANOW, &quiet);
+		fputs("Password: ", stderr);
+		fflush(stderr);
 	}
 	if (fgets(buf, (int)size, stdin) == NULL)
 		buf[0] = '\0';
 	if (tty) {
-		tcsetattr(0, TCSAFLUSH, &old);
+		tcsetattr(0, TCSANOW, &old);
 		fputc('\n', stderr);
 	}
 	n = strlen(buf);
