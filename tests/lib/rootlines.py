@@ -9,7 +9,7 @@ options are parsed: finding the connection).  Lines that are blank or hold only 
 not counted; preprocessor lines are.  Prints one line per file and then "total N".
 
 Not counted, and said so in the README: helpers shared with the other processes that root
-also calls (log.c, deadline.c, lineio.c for one -ERR line, proxy_addr_trusted), and the
+also calls (log.c, deadline.c, lineio.c for one -ERR line, peer.c, proxy_addr_trusted), and the
 pre-auth process's steps as root before its change of ids (loading the TLS module and key,
 tlsload.c and tls.c's init), which read no client byte.
 """
@@ -68,6 +68,10 @@ def main():
     n = count(main_function(open(os.path.join(src, "main.c")).read()))
     print(f"{n:5d} src/main.c main()")
     total += n
+    shared = [f"{os.path.basename(p)} {count(open(p).read())}"
+              for p in sorted(glob.glob(os.path.join(src, "common", "*.c")))
+              if os.path.basename(p) in ("log.c", "deadline.c", "lineio.c", "peer.c")]
+    print("  not counted, shared helpers root also calls: " + ", ".join(shared))
     print(f"total {total}")
 
 
