@@ -250,7 +250,8 @@ child_main(int fd, const char *service, const char *user, char *password, const 
 	 * and what a PAM module prints (pam_exec's programs) goes to /dev/null
 	 * on fds 0 and 1.  fd 2 is the log or /dev/null (main()). */
 	closelog();
-	if (fd != 3 && (dup2(fd, 3) == -1 || close(fd) == -1))
+	if ((fd != 3 && (dup2(fd, 3) == -1 || close(fd) == -1)) ||
+	    fcntl(3, F_SETFD, FD_CLOEXEC) == -1)	/* not for pam_exec's programs */
 		_exit(MP_EXIT_TEMPFAIL);
 	fd = 3;
 #ifdef HAVE_CLOSEFROM
