@@ -151,12 +151,15 @@ int
 monitor_reap(pid_t child)
 {
 	long long until = deadline_in_ms(LIMIT_PREAUTH_GRACE_MS);
-	struct timespec tick = { 0, 10 * 1000000 };
+	/* Polled after 1 ms, then 2, 4, 8 ms: the TLS relay, which ends once
+	 * the session's last byte is out, is reaped after one short sleep
+	 * rather than a fixed 10 ms (the launcher's slot held that long). */
+	long ns = 500 * 1000;
 	int st = 0;
 	pid_t w;
 
 	while ((w = waitpid(child, &st, WNOHANG)) == 0 && deadline_now_ms() < until)
-		nanosleep(&tick, NULL);
+		nanosleep(&(struct timespec){ 0, ns *= ns < 8 * 1000000 ? 2 : 1 }, NULL);
 	if (w == 0) {
 		kill(child, SIGKILL);
 		while (waitpid(child, &st, 0) == -1 && errno == EINTR)
