@@ -239,7 +239,7 @@ account_groups(const char *name, gid_t gid, int *n_r)
 static noreturn void
 child_main(int fd, const char *service, const char *user, char *password, const char *rhost)
 {
-	struct report rep;
+	struct report rep = { 0 };
 	struct passwd *pw;
 	gid_t *groups = NULL;
 	int null;
@@ -265,7 +265,6 @@ child_main(int fd, const char *service, const char *user, char *password, const 
 		_exit(MP_EXIT_TEMPFAIL);
 	if (null > 3)
 		close(null);
-	memset(&rep, 0, sizeof(rep));
 	rep.res = (int)pam_check(service, user, password, rhost, rep.acct.name, sizeof(rep.acct.name),
 	    rep.reason, sizeof(rep.reason));
 	explicit_bzero(password, strlen(password));
