@@ -18,7 +18,8 @@
 #include "privdrop.h"
 
 /* One record of exactly len octets, within the deadline.  0; 1 when the
- * child closed its end; -1 on a timeout, an error or any other length. */
+ * child closed its end; -2 on a timeout; -1 on an error or any other length
+ * (told apart by value: a wrong length leaves errno as it was). */
 static int
 recv_record(int fd, void *rec, size_t len, long long deadline)
 {
@@ -26,7 +27,7 @@ recv_record(int fd, void *rec, size_t len, long long deadline)
 	ssize_t n;
 
 	if (deadline_wait_fd(fd, POLLIN, deadline) == -1)
-		return -1;
+		return errno == ETIMEDOUT ? -2 : -1;
 	n = recv(fd, buf, len + 1, MSG_DONTWAIT);
 	if (n == 0)
 		return 1;
@@ -197,8 +198,8 @@ monitor_run(const struct monitor_conf *mc, pid_t child, int fd, struct monitor_l
 			*exit_r = monitor_reap(child);
 			return false;
 		}
-		if (rc == -1 || !request_ok(&a)) {
-			bool late = rc == -1 && errno == ETIMEDOUT;
+		if (rc < 0 || !request_ok(&a)) {
+			bool late = rc == -2;
 
 			log_warnx("pre-auth process: %s; ending it",
 			    late ? "past the login deadline" : "malformed record");
