@@ -300,25 +300,24 @@ serve_preauth(const struct options *opt, struct conn *c, const struct proxy_net 
 	s.is_socket = c->is_socket;
 
 #ifdef HAVE_OPENSSL
-	if (opt->tls != TLS_OFF) {
+	/* Implicit TLS only: the session starts in TRANSACTION, where STLS is
+	 * never offered, so with --tls=starttls the key is not even loaded
+	 * (this process is the mailbox owner's).  After the handshake the
+	 * module frees the key. */
+	if (opt->tls == TLS_IMPLICIT) {
 		char err[512];
+		struct tls_conn *t;
 
 		if (tls_init(opt->tls_cert, opt->tls_key, err, sizeof(err)) == -1) {
 			log_warnx("TLS configuration error: %s", err);
-			if (opt->tls == TLS_STARTTLS)
-				conn_say(c, "-ERR [SYS/PERM] TLS is misconfigured on this server.\r\n");
 			return MP_EXIT_CONFIG;
 		}
+		if ((t = tls_accept(c->rfd, opt->timeout * 1000, c->peer)) == NULL)
+			return MP_EXIT_ERROR;
 		s.tls_ready = true;
-		if (opt->tls == TLS_IMPLICIT) {
-			struct tls_conn *t = tls_accept(c->rfd, opt->timeout * 1000, c->peer);
-
-			if (t == NULL)
-				return MP_EXIT_ERROR;
-			lineio_set_transport(&s.io, &tls_ops, t);
-			s.tls = t;
-			s.tls_active = true;
-		}
+		lineio_set_transport(&s.io, &tls_ops, t);
+		s.tls = t;
+		s.tls_active = true;
 	}
 #endif
 

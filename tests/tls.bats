@@ -852,6 +852,145 @@ mapped_session() {
 	done
 }
 
+# ---- the private key never reaches the mailbox owner's process (issue 12) ------------------
+
+# key_scan MODE: one session on a socketpair with the RSA certificate and key, MODE one of
+# stls-unused (STLS offered, login in plaintext), stls (login inside STLS), implicit, and
+# preauth-stls / preauth-implicit (--preauth as uid 65534 on its own Maildir).  Once logged
+# in, the session process's readable memory (/proc/PID/mem, root only) is searched for the
+# key: its primes p and q in either byte order (OpenSSL keeps numbers in little-endian
+# words) and the base64 lines of the PEM file.  In the STLS modes the pre-auth process,
+# which holds the key until the handshake, is searched first as the control: the search
+# finds a key where there is one.
+key_scan() {
+	local mode=$1 cmd key=$CERTS/rsa.key
+	cmd=("${CW_ENV[@]}" REMOTE_ADDR=127.0.0.1 "$MAILDIR_POP3D")
+	if [[ $mode == preauth-* ]]; then
+		# Its own readable copies and Maildir: the --preauth user reads them itself.
+		local d
+		# Under $CERTS (removed with the suite), which uid 65534 may pass through.
+		d=$(mktemp -d "$CERTS/pre.XXXXXX")
+		chmod 711 "$CERTS" "$d"
+		cp "$CERTS/rsa.pem" "$CERTS/rsa.key" "$d/"
+		mkdir -p "$d/Maildir/new" "$d/Maildir/cur" "$d/Maildir/tmp"
+		cp "$BATS_TEST_TMPDIR/msg" "$d/Maildir/new/1700000001.M1P1.test"
+		chown -R 65534:65534 "$d"
+		key=$d/rsa.key
+		# Of the cwrap environment only the TLS module's path and the sanitizers' options:
+		# no PAM or uid wrapper in a process that runs as its own user.
+		local v env=()
+		for v in "${CW_ENV[@]}"; do
+			[[ $v == @(MAILDIR_POP3D_TLS_MODULE|ASAN_OPTIONS|UBSAN_OPTIONS)=* ]] && env+=("$v")
+		done
+		cmd=(setpriv --reuid=65534 --regid=65534 --clear-groups env "${env[@]}" REMOTE_ADDR=127.0.0.1
+			"$MAILDIR_POP3D" --preauth -m "$d/Maildir" --tls-cert="$d/rsa.pem" --tls-key="$d/rsa.key")
+	else
+		cmd+=(--tls-cert="$CERTS/rsa.pem" --tls-key="$CERTS/rsa.key")
+	fi
+	[[ $mode == *implicit ]] && cmd+=(--tls=implicit)
+	run python3 - "$mode" "$key" "${cmd[@]}" <<-'PY'
+		import base64, os, re, socket, ssl, subprocess, sys
+		mode, keyfile, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+		text = subprocess.run(["openssl", "rsa", "-in", keyfile, "-noout", "-text"],
+		                      capture_output=True, text=True, check=True).stdout
+		needles = {}
+		for name in ("prime1", "prime2"):
+		    hexdigits = re.search(name + r":\s*\n((?:\s+[0-9a-f:]+\n)+)", text).group(1)
+		    n = bytes.fromhex(re.sub(r"[\s:]", "", hexdigits)).lstrip(b"\0")
+		    needles[name] = n
+		    needles[name + " (little-endian)"] = n[::-1]
+		pem = [l for l in open(keyfile).read().splitlines() if l and not l.startswith("-----")]
+		for i in (1, 2):
+		    needles["PEM line %d" % i] = pem[i].encode()
+		def holds_key(pid):
+		    found = set()
+		    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+		        for l in maps:
+		            f = l.split()
+		            lo, hi = (int(x, 16) for x in f[0].split("-"))
+		            # Not the sanitizers' terabytes of shadow: key bytes are in small regions.
+		            if "r" not in f[1] or hi - lo > (256 << 20) or l.rstrip().endswith(("[vvar]", "[vsyscall]")):
+		                continue
+		            try:
+		                mem.seek(lo)
+		                data = mem.read(hi - lo)
+		            except OSError:
+		                continue
+		            found |= {k for k, v in needles.items() if v in data}
+		    return sorted(found)
+		a, b = socket.socketpair()
+		pid = os.fork()
+		if pid == 0:
+		    os.dup2(b.fileno(), 0)
+		    os.dup2(b.fileno(), 1)
+		    os.execvp(cmd[0], cmd)
+		b.close()
+		a.settimeout(30)
+		conn = a
+		def line():
+		    got = b""
+		    while not got.endswith(b"\n"):
+		        c = conn.recv(1)
+		        if not c:
+		            break
+		        got += c
+		    return got
+		def ask(text):
+		    conn.sendall(text.encode() + b"\r\n")
+		    return line()
+		def handshake():
+		    global conn
+		    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+		    ctx.check_hostname = False
+		    ctx.verify_mode = ssl.CERT_NONE
+		    conn = ctx.wrap_socket(a)
+		    print("handshake", conn.version() in ("TLSv1.2", "TLSv1.3"))
+		if mode.endswith("implicit"):
+		    handshake()
+		print("greeting", line().decode().strip())
+		if mode in ("stls-unused", "stls"):
+		    kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+		    print("control: pre-auth holds", holds_key(int(kids[0])) if kids else "no pre-auth process")
+		if mode == "stls":
+		    print("stls", ask("STLS").decode().strip())
+		    handshake()
+		if not mode.startswith("preauth"):
+		    print("user", ask("USER alice")[:3].decode())
+		    print("pass", ask("PASS secret")[:3].decode())
+		print("stat", ask("STAT")[:3].decode())
+		print("session holds", holds_key(pid))
+		print("quit", ask("QUIT")[:3].decode())
+		print("status", os.waitpid(pid, 0)[1])
+	PY
+}
+
+@test "a logged-in session's memory holds no byte of the TLS key: STLS unused or used, implicit TLS, and --preauth" {
+	[[ $EUID -eq 0 ]] || skip "only root reads a non-dumpable process's /proc/PID/mem (CI runs as root)"
+	local mode
+	for mode in stls-unused stls implicit; do
+		key_scan "$mode"
+		assert_success
+		assert_line 'stat +OK'
+		# A reviewer found the RSA primes in a session's heap when STLS was configured
+		# but not used: the key was loaded in the process that became the session.
+		assert_line 'session holds []'
+		assert_line 'status 0'
+		if [[ $mode != implicit ]]; then
+			# The control: before its handshake the pre-auth process has the key.
+			assert_line --regexp "^control: pre-auth holds \[.*'prime1'.*\]$"
+		fi
+	done
+	# --preauth is the mailbox owner's own process: STLS is never offered after login, so
+	# the key is not loaded; implicit TLS frees it after the handshake.
+	for mode in preauth-stls preauth-implicit; do
+		key_scan "$mode"
+		assert_success
+		assert_line 'stat +OK'
+		assert_line 'session holds []'
+		assert_line 'status 0'
+	done
+}
+
 # Each: a MAILDIR_POP3D_TLS_MODULE value (%T% is the test's temp dir, %CERTS% the
 # certificates) and the cause the log line must name (an extended regex).
 BAD_MODULES=(
