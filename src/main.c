@@ -302,8 +302,9 @@ serve_preauth(const struct options *opt, struct conn *c, const struct proxy_net 
 #ifdef HAVE_OPENSSL
 	/* Implicit TLS only: the session starts in TRANSACTION, where STLS is
 	 * never offered, so with --tls=starttls the key is not even loaded
-	 * (this process is the mailbox owner's).  After the handshake the
-	 * module frees the key. */
+	 * (this process is the mailbox owner's).  With implicit TLS the
+	 * caller reads the key file itself; the module frees the key after
+	 * the handshake. */
 	if (opt->tls == TLS_IMPLICIT) {
 		char err[512];
 		struct tls_conn *t;
