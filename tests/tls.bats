@@ -888,9 +888,9 @@ key_scan() {
 		cmd+=(--tls-cert="$CERTS/rsa.pem" --tls-key="$CERTS/rsa.key")
 	fi
 	[[ $mode == *implicit ]] && cmd+=(--tls=implicit)
-	run python3 - "$mode" "$key" "${cmd[@]}" <<-'PY'
-		import base64, os, re, socket, ssl, subprocess, sys
-		mode, keyfile, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+	run python3 - "$LIB" "$mode" "$key" "${cmd[@]}" <<-'PY'
+		import re, subprocess, sys
+		lib, mode, keyfile, cmd = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 		text = subprocess.run(["openssl", "rsa", "-in", keyfile, "-noout", "-text"],
 		                      capture_output=True, text=True, check=True).stdout
 		needles = {}
@@ -918,49 +918,29 @@ key_scan() {
 		                continue
 		            found |= {k for k, v in needles.items() if v in data}
 		    return sorted(found)
-		a, b = socket.socketpair()
-		pid = os.fork()
-		if pid == 0:
-		    os.dup2(b.fileno(), 0)
-		    os.dup2(b.fileno(), 1)
-		    os.execvp(cmd[0], cmd)
-		b.close()
-		a.settimeout(30)
-		conn = a
-		def line():
-		    got = b""
-		    while not got.endswith(b"\n"):
-		        c = conn.recv(1)
-		        if not c:
-		            break
-		        got += c
-		    return got
+		sys.path.insert(0, lib)
+		import pop3client
+		c = pop3client.Conn(pair=cmd, ctx=pop3client.tls_context())
+		pid = c.proc.pid
 		def ask(text):
-		    conn.sendall(text.encode() + b"\r\n")
-		    return line()
-		def handshake():
-		    global conn
-		    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-		    ctx.check_hostname = False
-		    ctx.verify_mode = ssl.CERT_NONE
-		    conn = ctx.wrap_socket(a)
-		    print("handshake", conn.version() in ("TLSv1.2", "TLSv1.3"))
+		    return c.answer(text.encode())
 		if mode.endswith("implicit"):
-		    handshake()
-		print("greeting", line().decode().strip())
+		    print("handshake", c.handshake().split()[0].decode() in ("TLSv1.2", "TLSv1.3"))
+		print("greeting", c.line().decode().strip())
 		if mode in ("stls-unused", "stls"):
 		    kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
 		    print("control: pre-auth holds", holds_key(int(kids[0])) if kids else "no pre-auth process")
 		if mode == "stls":
 		    print("stls", ask("STLS").decode().strip())
-		    handshake()
+		    print("handshake", c.handshake().split()[0].decode() in ("TLSv1.2", "TLSv1.3"))
 		if not mode.startswith("preauth"):
 		    print("user", ask("USER alice")[:3].decode())
 		    print("pass", ask("PASS secret")[:3].decode())
 		print("stat", ask("STAT")[:3].decode())
 		print("session holds", holds_key(pid))
 		print("quit", ask("QUIT")[:3].decode())
-		print("status", os.waitpid(pid, 0)[1])
+		print("status", c.proc.wait(timeout=30))
+		c.close()
 	PY
 }
 

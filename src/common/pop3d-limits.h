@@ -106,11 +106,6 @@
  * NGROUPS_MAX. */
 #define LIMIT_GROUPS		65536
 
-/* Where the PAM child stops closing descriptors on a system without
- * closefrom(): far above any this process opens (at most 8) or a launcher
- * passes, and bounded when RLIMIT_NOFILE is huge. */
-#define LIMIT_CLOSE_FDS		4096
-
 /* PROXY protocol header: v1 is at most 107 octets (spec section 2.1); v2 is
  * 16 octets plus a length we cap at what an address block with TLVs needs. */
 #define LIMIT_PROXY_V1		107

@@ -16,7 +16,6 @@
 #include <stdnoreturn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "auth_pam.h"
@@ -236,6 +235,18 @@ account_groups(const char *name, gid_t gid, int *n_r)
 	return g;
 }
 
+static int private_fds[4] = { -1, -1, -1, -1 };
+
+void
+auth_close_in_child(int fd)
+{
+	for (size_t i = 0; i < sizeof(private_fds) / sizeof(private_fds[0]); i++)
+		if (private_fds[i] == -1 || private_fds[i] == fd) {
+			private_fds[i] = fd;
+			return;
+		}
+}
+
 static noreturn void
 child_main(int fd, const char *service, const char *user, char *password, const char *rhost)
 {
@@ -244,26 +255,16 @@ child_main(int fd, const char *service, const char *user, char *password, const 
 	gid_t *groups = NULL;
 	int null;
 
-	/* No fd of the connection, of the pre-auth process or of the relay,
-	 * whatever their numbers: the report pipe becomes fd 3, every fd above
-	 * is closed (syslog's socket too, reopened by the next line logged),
-	 * and what a PAM module prints (pam_exec's programs) goes to /dev/null
-	 * on fds 0 and 1.  fd 2 is the log or /dev/null (main()). */
-	closelog();
-	if ((fd != 3 && (dup2(fd, 3) == -1 || close(fd) == -1)) ||
-	    fcntl(3, F_SETFD, FD_CLOEXEC) == -1)	/* not for pam_exec's programs */
-		_exit(MP_EXIT_TEMPFAIL);
-	fd = 3;
-#ifdef HAVE_CLOSEFROM
-	closefrom(4);
-#else
-	for (long i = 4, max = sysconf(_SC_OPEN_MAX); i < max && i < LIMIT_CLOSE_FDS; i++)
-		close((int)i);
-#endif
+	/* Whatever a PAM module prints (pam_exec's programs) must not reach
+	 * the client: the connection is fd 0 and fd 1.  Only the fds root
+	 * named are closed: an fd a library holds (NSS, syslog) is its own. */
+	for (size_t i = 0; i < sizeof(private_fds) / sizeof(private_fds[0]); i++)
+		if (private_fds[i] > 2)
+			close(private_fds[i]);
 	if ((null = open("/dev/null", O_RDWR)) == -1 || dup2(null, 0) == -1 ||
 	    dup2(null, 1) == -1)
 		_exit(MP_EXIT_TEMPFAIL);
-	if (null > 3)
+	if (null > 2)
 		close(null);
 	rep.res = (int)pam_check(service, user, password, rhost, rep.acct.name, sizeof(rep.acct.name),
 	    rep.reason, sizeof(rep.reason));

@@ -41,6 +41,11 @@ enum auth_result auth_check(const char *service, const char *user, const char *p
     const char *rhost, int timeout_ms, struct auth_account *acct,
     char *reason_r, size_t reason_size);
 
+/* Registers a descriptor the PAM child closes first (the client's socket,
+ * the records, the relay): PAM modules run code nobody reviewed here.  -1
+ * is ignored. */
+void	auth_close_in_child(int fd);
+
 /* Inline, so the fuzz stubs that stand in for auth_pam.o share it. */
 static inline void
 auth_account_free(struct auth_account *a)

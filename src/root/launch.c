@@ -60,6 +60,11 @@ launch_separated(const struct options *opt, struct conn *c, const struct proxy_n
 	close(ctl[1]);
 	if (relay[1] != -1)
 		close(relay[1]);
+	/* The PAM child must not hold them. */
+	auth_close_in_child(c->rfd);
+	auth_close_in_child(c->wfd);
+	auth_close_in_child(ctl[0]);
+	auth_close_in_child(relay[0]);
 	phase_s = LIMIT_LOGIN_PHASE_TIMEOUTS * (long long)opt->timeout;
 	mc = (struct monitor_conf){ opt->pam_service, opt->timeout,
 	    deadline_in_ms((int)(phase_s < LIMIT_LOGIN_PHASE_S ? phase_s : LIMIT_LOGIN_PHASE_S) * 1000),

@@ -59,16 +59,22 @@ def tls_context(cafile=None, version=None):
 
 class Conn:
     """The tests' one POP3 client connection: TCP to (host, port), with TLS started by
-    handshake() (implicit TLS or after STLS), or a server process on pipes (argv=[...]:
-    its stdin and stdout).  Lines and multi-line answers are read in linear time (a 5 MiB
+    handshake() (implicit TLS or after STLS), a server process on pipes (argv=[...]: its
+    stdin and stdout), or a server process on one end of a socketpair (pair=[...]: as
+    inetd hands over a connection, and TLS works on it).  Lines and multi-line answers are read in linear time (a 5 MiB
     RETR costs no quadratic copy); every socket operation has a timeout."""
 
     def __init__(self, host=None, port=None, argv=None, ctx=None, pass_fds=(), timeout=TIMEOUT,
-                 source=None):
+                 source=None, pair=None):
         self.buf = bytearray()
         self.proc = self.sock = None
         self.ctx = ctx
-        if argv is not None:
+        if pair is not None:
+            self.sock, theirs = socket.socketpair()
+            self.sock.settimeout(timeout)
+            self.proc = subprocess.Popen(pair, stdin=theirs, stdout=theirs, pass_fds=pass_fds)
+            theirs.close()
+        elif argv is not None:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          pass_fds=pass_fds)
         else:
@@ -203,7 +209,7 @@ class Conn:
     def close(self):
         if self.sock:
             self.sock.close()
-        else:
+        if self.proc:
             self.kill()
 
 
