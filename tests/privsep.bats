@@ -57,6 +57,20 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# login_over_tcp PORT: alice logs in over TCP to 127.0.0.1:PORT and quits, the commands
+# pipelined; prints the greeting and the three answers, a line each.
+login_over_tcp() {
+	python3 - "$1" <<-'PY'
+		import socket, sys
+		s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10)
+		f = s.makefile("rb")
+		print(f.readline().decode().strip())
+		s.sendall(b"USER alice\r\nPASS open sesame\r\nQUIT\r\n")
+		for _ in range(3):
+		    print(f.readline().decode().strip())
+	PY
+}
+
 # wait_port PORT: until something listens on 127.0.0.1:PORT (5 s at most).
 wait_port() {
 	local i
@@ -177,15 +191,7 @@ wait_port() {
 		</dev/null >"$BATS_TEST_TMPDIR/ssa.out" 2>&1 &
 	PIDS+=($!)
 	wait_port "$port"
-	run python3 - "$port" <<-'PY'
-		import socket, sys
-		s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10)
-		f = s.makefile("rb")
-		print(f.readline().decode().strip())
-		s.sendall(b"USER alice\r\nPASS open sesame\r\nQUIT\r\n")
-		for _ in range(3):
-		    print(f.readline().decode().strip())
-	PY
+	run login_over_tcp "$port"
 	assert_line --index 2 --partial '+OK maildrop has 1 message'
 	[[ -s $BATS_TEST_TMPDIR/pam-child-fds ]] || fail "pam_exec's script did not run"
 	run cat "$BATS_TEST_TMPDIR/pam-child-fds"
@@ -213,15 +219,7 @@ wait_port() {
 		ss -Hltn "sport = :$port" | grep -q . && break
 		sleep 0.05
 	done
-	run python3 - "$port" <<-'PY'
-		import socket, sys
-		s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10)
-		f = s.makefile("rb")
-		print(f.readline().decode().strip())
-		s.sendall(b"USER alice\r\nPASS open sesame\r\nQUIT\r\n")
-		for _ in range(3):
-		    print(f.readline().decode().strip())
-	PY
+	run login_over_tcp "$port"
 	assert_line --index 2 --partial '+OK maildrop has 1 message'
 	run mail_log
 	assert_line 'login: user=<alice> rhost=<127.0.0.1> method=USER tls=no'
