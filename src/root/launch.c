@@ -1,7 +1,6 @@
-/* The process shape of a login: forks the pre-auth process, serves its requests as root (monitor.c), and after the privilege drop starts the session in this same process; runs as root after the connection is accepted, then as the mailbox owner. */
+/* The process shape of a login: forks the pre-auth process, serves its requests as root (monitor.c) until the privilege drop, then hands this same process to the session (src/session/); runs as root after the connection is accepted. */
 #include "config.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -26,7 +25,6 @@ int
 launch_separated(const struct options *opt, struct conn *c, const struct proxy_net *nets,
     int nnets)
 {
-	static struct session s;
 	struct privdrop_preauth id;
 	struct monitor_conf mc;
 	/* One login per process: static, like the session, so nothing is left to free. */
@@ -73,29 +71,7 @@ launch_separated(const struct options *opt, struct conn *c, const struct proxy_n
 	if (!monitor_run(&mc, pid, ctl[0], ml, &status))
 		return status;
 
-	/* The mailbox owner from here on. */
-	session_init(&s, opt, ml->tls ? relay[0] : c->rfd, ml->tls ? relay[0] : c->wfd);
-	if (ml->tls) {
-		/* The relay has the connection; this process keeps none. */
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		dup2(null, c->rfd);
-		dup2(null, c->wfd);
-		close(null);
-		fcntl(relay[0], F_SETFL, fcntl(relay[0], F_GETFL) | O_NONBLOCK);
-	} else if (relay[0] != -1) {
-		close(relay[0]);
-		relay[0] = -1;
-	}
-	/* monitor_run() left ml->peer NUL-terminated and validated. */
-	snprintf(s.peer, sizeof(s.peer), "%.*s", (int)sizeof(s.peer) - 1, ml->peer);
-	s.is_socket = c->is_socket || ml->tls;
-	s.tls_active = ml->tls;
-	status = session_after_login(&s, ml->user, ml->home, ml->method, ml->handover.in,
-	    ml->handover.inlen);
-	if (relay[0] != -1)
-		close(relay[0]);
-	monitor_reap(pid);
-	return status;
+	/* The mailbox owner from here on: src/session/. */
+	return session_after_login(opt, c, ml, relay[0], pid);
 }
 
