@@ -14,6 +14,7 @@
 #include "monitor.h"
 #include "preauth.h"
 #include "privdrop.h"
+#include "start.h"
 
 /*
  * The process shape of a login (see src/README): this process, root, forks
@@ -72,6 +73,6 @@ launch_separated(const struct options *opt, struct conn *c, const struct proxy_n
 		return status;
 
 	/* The mailbox owner from here on: src/session/. */
-	return session_after_login(opt, c, ml, relay[0], pid);
+	return session_start(opt, c, ml, relay[0], pid);
 }
 

@@ -12,10 +12,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "deadline.h"
 #include "log.h"
-#include "monitor.h"
 #include "proto.h"
 #include "session.h"
 #ifdef HAVE_OPENSSL
@@ -462,48 +460,22 @@ session_run(struct session *s)
 }
 
 int
-session_after_login(const struct options *opt, const struct conn *c,
-    const struct monitor_login *ml, int relay, pid_t preauth)
+session_after_login(struct session *s, const char *user, const char *home,
+    const char *method, const char *in, size_t inlen)
 {
-	/* One per process: static, so nothing is left to free. */
-	static struct session ss, *s = &ss;
 	struct reply r;
-	int status;
 
-	session_init(s, opt, ml->tls ? relay : c->rfd, ml->tls ? relay : c->wfd);
-	if (ml->tls) {
-		/* The relay has the connection; this process keeps none. */
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-		dup2(null, c->rfd);
-		dup2(null, c->wfd);
-		close(null);
-		fcntl(relay, F_SETFL, fcntl(relay, F_GETFL) | O_NONBLOCK);
-	} else if (relay != -1) {
-		close(relay);
-		relay = -1;
-	}
-	/* monitor_run() left ml->peer NUL-terminated and validated. */
-	snprintf(s->peer, sizeof(s->peer), "%.*s", (int)sizeof(s->peer) - 1, ml->peer);
-	s->is_socket = c->is_socket || ml->tls;
-	s->tls_active = ml->tls;
-	lineio_preload(&s->io, ml->handover.in, ml->handover.inlen);
-	log_sanitize(s->login_user, sizeof(s->login_user), ml->user, strlen(ml->user));
-	s->login_method = ml->method;
+	lineio_preload(&s->io, in, inlen);
+	log_sanitize(s->login_user, sizeof(s->login_user), user, strlen(user));
+	s->login_method = method;
 	log_info("login: user=<%s> rhost=<%s> method=%s tls=%s", s->login_user, s->peer,
-	    ml->method, s->tls_active ? "yes" : "no");
+	    method, s->tls_active ? "yes" : "no");
 	memset(&r, 0, sizeof(r));
-	if (!session_enter_transaction(s, ml->user, ml->home, &r)) {
+	if (!session_enter_transaction(s, user, home, &r)) {
 		s->state = ST_DONE;
 		s->end = END_ERROR;
 	}
 	send_reply(s, &r);
 	s->greeted = true;
-	status = session_run(s);
-	if (relay != -1)
-		close(relay);
-	/* The pre-auth process: a zombie since the hand-over, or the TLS
-	 * relay, which ends once the last byte is out. */
-	monitor_reap(preauth);
-	return status;
+	return session_run(s);
 }

@@ -4,7 +4,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "lineio.h"
 #include "maildir.h"
@@ -106,15 +105,11 @@ void	session_init(struct session *, const struct options *, int rfd, int wfd);
 /* Runs the session to its end; returns the exit status (MP_EXIT_*). */
 int	session_run(struct session *);
 
-/* After the privilege drop (launch.c), as the mailbox owner: takes the
- * connection (plaintext) or the relay to the pre-auth process (TLS), loads
- * the input the pre-auth process had read, logs the login, enters
- * TRANSACTION and serves the rest of the session; at its end reaps the
- * pre-auth process.  Returns the exit status. */
-struct conn;
-struct monitor_login;
-int	session_after_login(const struct options *, const struct conn *,
-	    const struct monitor_login *, int relay, pid_t preauth);
+/* After the hand-over, as the mailbox owner: the input the pre-auth process
+ * had read (in[0..inlen)), the login's log line and answer, then the rest
+ * of the session; returns the exit status. */
+int	session_after_login(struct session *, const char *user, const char *home,
+	    const char *method, const char *in, size_t inlen);
 
 /* Reads one command or SASL line within the idle timeout and, before
  * login, the AUTHORIZATION deadline. */
