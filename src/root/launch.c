@@ -28,7 +28,7 @@ launch_separated(const struct options *opt, struct conn *c, const struct proxy_n
 {
 	struct privdrop_preauth id;
 	struct monitor_conf mc;
-	/* One login per process: static, like the session, so nothing is left to free. */
+	/* One login per process: static, like the session in start.c, so nothing is left to free. */
 	static struct monitor_login login, *ml = &login;
 	struct preauth_conf pc;
 	char why[LIMIT_PATH + 128];

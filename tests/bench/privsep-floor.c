@@ -16,7 +16,6 @@
  * A step the kernel or the build lacks prints "floor NAME=unavailable".
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
