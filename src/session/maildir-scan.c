@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -231,10 +232,23 @@ sort_order(struct maildir *md, struct order *ord, uint32_t n)
 	return 0;
 }
 
+/* Whether message m's file is no longer under the name the scan read. */
+static bool
+gone(const struct maildir *md, const struct msg *m)
+{
+	char path[8 + LIMIT_MAILDIR_NAME];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", maildir_subdir[m->flags & MSG_IN_CUR ? 1 : 0],
+	    md->arena + m->name_off);
+	return fstatat(md->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT;
+}
+
 /* Puts the messages in maildrop order, their names in the arena in the
  * same order (later passes then read memory front to back), and drops a
- * new/ copy of a message that is also in cur/: another agent's new/ -> cur/
- * move caught half way (equal unique parts sort together).  *deliv_r gets
+ * new/ copy of a message that is also in cur/ (another agent's new/ -> cur/
+ * move caught half way: equal unique parts sort together), and an old name
+ * of a message renamed during the read.  *deliv_r gets
  * each message's delivery time. */
 static int
 sort_msgs(struct scan *s, uint64_t **deliv_r)
@@ -263,7 +277,7 @@ sort_msgs(struct scan *s, uint64_t **deliv_r)
 	}
 	for (i = 0; i < md->count; i = j) {
 		const struct msg *first = &md->msgs[ord[i].idx];
-		bool in_cur = false;
+		uint32_t in_cur = 0, left;
 
 		for (j = i; j < md->count; j++) {
 			const struct msg *m = &md->msgs[ord[j].idx];
@@ -272,13 +286,23 @@ sort_msgs(struct scan *s, uint64_t **deliv_r)
 			    m->uniq_len != first->uniq_len ||
 			    memcmp(md->arena + m->name_off, md->arena + first->name_off, m->uniq_len) != 0))
 				break;
-			in_cur |= (m->flags & MSG_IN_CUR) != 0;
+			in_cur += (m->flags & MSG_IN_CUR) != 0;
 		}
+		left = in_cur ? in_cur : j - i;
 		for (uint32_t k = i; k < j; k++) {
 			const struct msg *m = &md->msgs[ord[k].idx];
 
 			if (in_cur && !(m->flags & MSG_IN_CUR))
 				continue;
+			/* More than one name for a unique part: readdir() may
+			 * return a message twice that another agent renamed
+			 * (its flags) during the read, old name and new.  A
+			 * name gone by now is dropped, unless every one is;
+			 * two files that both exist are two messages. */
+			if (left > 1 && gone(md, m)) {
+				left--;
+				continue;
+			}
 			sorted[n] = *m;
 			sorted[n].name_off = (uint32_t)alen;
 			memcpy(arena + alen, md->arena + m->name_off, (size_t)m->name_len + 1);

@@ -1,6 +1,8 @@
 /* Unit tests for Maildir name handling, UIDL derivation, path expansion and the size cache format. */
 #include "config.h"
 
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +16,44 @@
 #include "session.h"
 #include "sizecache.h"
 #include "tap.h"
+
+/*
+ * readdir() as a busy Maildir gives it: with race.from set, once the real
+ * readdir() of the directory race.dir_ino reaches its end, race.from is
+ * renamed to race.to there (another agent changing its flags) and the new
+ * name is returned too, as readdir() may do for an entry renamed while it
+ * reads (tmpfs puts a renamed entry at the end).  Defined here, it stands in
+ * for the C library's in the code under test (dlsym finds the real one).
+ */
+static struct {
+	ino_t		 dir_ino;
+	int		 dirfd;
+	const char	*from, *to;
+	struct dirent	 de;
+} race;
+
+struct dirent *
+readdir(DIR *d)
+{
+	static struct dirent *(*real)(DIR *);
+	struct dirent *de;
+	struct stat st;
+
+	if (real == NULL && (real = (struct dirent *(*)(DIR *))dlsym(RTLD_NEXT, "readdir")) == NULL)
+		exit(99);
+	de = real(d);
+	if (de != NULL || race.from == NULL || fstat(dirfd(d), &st) == -1 || st.st_ino != race.dir_ino)
+		return de;
+	if (renameat(race.dirfd, race.from, race.dirfd, race.to) == -1 ||
+	    fstatat(race.dirfd, race.to, &st, 0) == -1)
+		exit(99);
+	race.from = NULL;
+	memset(&race.de, 0, sizeof(race.de));
+	race.de.d_ino = st.st_ino;
+	race.de.d_type = DT_REG;
+	snprintf(race.de.d_name, sizeof(race.de.d_name), "%s", race.to);
+	return &race.de;
+}
 
 static bool
 seen(const char *name, char *out)
@@ -130,6 +170,67 @@ entries_read(const char *img, size_t len)
 			n++;
 	sizecache_reader_close(&r);
 	return n;
+}
+
+/* A message renamed in cur/ while the scan reads it (readdir() returns its
+ * old and its new name) is one message with its own UIDL, also when the
+ * size cache sizes it (tests/load.bats once saw a digest UIDL then); two files with one
+ * unique part that both exist stay two messages, the second with a digest. */
+static void
+renamed_during_scan_is_one_message(void)
+{
+	char dir[] = "/tmp/test-maildir.XXXXXX", u[LIMIT_UIDL_LEN + 1];
+	const struct maildir_config cfg = { .lock = false, .uidl_source = UIDL_SOURCE_NONE };
+	struct maildir md;
+	struct stat st;
+	int dfd, cur;
+
+	if (mkdtemp(dir) == NULL || (dfd = open(dir, O_RDONLY | O_DIRECTORY)) == -1 ||
+	    mkdirat(dfd, "new", 0700) == -1 || mkdirat(dfd, "cur", 0700) == -1 ||
+	    mkdirat(dfd, "tmp", 0700) == -1 || (cur = openat(dfd, "cur", O_RDONLY | O_DIRECTORY)) == -1 ||
+	    fstat(cur, &st) == -1) {
+		perror("test maildir");
+		exit(99);
+	}
+	put_file(cur, "1700000000.M1.h:2,", "a\n");
+	put_file(cur, "1700000001.M2.h:2,", "b\n");
+	/* A size cache, as on a live server: with it the sizes come without
+	 * opening the files, so no open finds the old name gone. */
+	ok(maildir_open(&md, dir, &cfg) == MAILDIR_OK, "the Maildir opens and its size cache is written");
+	maildir_close(&md);
+	race.dir_ino = st.st_ino;
+	race.dirfd = cur;
+	race.from = "1700000000.M1.h:2,";
+	race.to = "1700000000.M1.h:2,S";
+	ok(maildir_open(&md, dir, &cfg) == MAILDIR_OK, "the Maildir opens while a message is renamed");
+	ok(race.from == NULL, "the rename happened during the scan");
+	is_int(md.sized_by_cache, 2, "both sizes come from the cache");
+	is_int(md.count, 2, "the renamed message is listed once");
+	maildir_uidl(&md, 0, u);
+	is_str(u, "1700000000.M1.h", "the renamed message keeps its own UIDL, not a digest");
+	is_str(maildir_name(&md, 0), "1700000000.M1.h:2,S", "under the name it has now");
+	maildir_uidl(&md, 1, u);
+	is_str(u, "1700000001.M2.h", "the other message is untouched");
+	maildir_close(&md);
+
+	put_file(cur, "1700000000.M1.h:2,", "c\n");
+	ok(maildir_open(&md, dir, &cfg) == MAILDIR_OK, "the Maildir opens with two files for one unique part");
+	is_int(md.count, 3, "two files that both exist are two messages");
+	maildir_uidl(&md, 0, u);
+	is_str(u, "1700000000.M1.h", "the first keeps the name's UIDL");
+	maildir_uidl(&md, 1, u);
+	is_int(strlen(u), 32, "the second gets a digest");
+	maildir_close(&md);
+	unlinkat(cur, "1700000000.M1.h:2,", 0);
+	unlinkat(cur, "1700000000.M1.h:2,S", 0);
+	unlinkat(cur, "1700000001.M2.h:2,", 0);
+	unlinkat(dfd, MAILDIR_CACHE_NAME, 0);
+	close(cur);
+	unlinkat(dfd, "new", AT_REMOVEDIR);
+	unlinkat(dfd, "cur", AT_REMOVEDIR);
+	unlinkat(dfd, "tmp", AT_REMOVEDIR);
+	close(dfd);
+	rmdir(dir);
 }
 
 /* A cache image from the production writer (trailer included) reads back
@@ -263,6 +364,7 @@ main(void)
 
 	cache_trusts_only_the_same_inode();
 	cache_image_checks();
+	renamed_during_scan_is_one_message();
 	whole_file_reads();
 	return done_testing();
 }
